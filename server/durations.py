@@ -41,6 +41,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise DurationError(f"{value!r} is not a duration; use {ACCEPTED_FORMS}")
     if isinstance(value, int | float):
+        if isinstance(value, int) and value.bit_length() > 64:
+            raise DurationError(f"{value} seconds is not a usable duration: it is far too large")
         if not math.isfinite(value) or value < 0:
             raise DurationError(f"{value!r} is not a duration: it must be a finite number ≥ 0")
         return float(value)

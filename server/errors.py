@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,34 @@ class InvalidDefinition(InvalidInput):
         count = len(problems)
         default = f"the workflow definition has {count} problem{'s' if count != 1 else ''}"
         super().__init__(message or default, details=problems)
+
+
+class UnknownNodeType(InvalidInput):
+    """The node type is not registered."""
+
+    code = "unknown_node_type"
+
+    def __init__(self, type_name: str, known: Iterable[str]) -> None:
+        self.type_name = type_name
+        self.known = tuple(sorted(known))
+        hint = get_close_matches(type_name, self.known, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        super().__init__(
+            f"unknown node type {type_name!r}; known types: {', '.join(self.known)}{suggestion}"
+        )
+
+
+class DuplicateNodeType(FlowyardError):
+    """A node type name is already registered."""
+
+    code = "duplicate_node_type"
+
+    def __init__(self, name: str, registered_as: str) -> None:
+        self.name = name
+        super().__init__(
+            f"node type name {name!r} is already registered (by {registered_as!r}); "
+            "pick another name or alias"
+        )
 
 
 class NotFound(FlowyardError):

@@ -1,0 +1,50 @@
+"""``GET /api/v1/workflows/health``: real checks, 200 when all pass, else 503."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+
+from server import __version__
+from server.api.schemas import Health, HealthCheck
+from server.errors import Unavailable
+from server.store.database import Database
+
+
+class HealthController(Controller):
+    path = "/api/v1/workflows/health"
+    tags = ["operations"]
+
+    @get(
+        "/",
+        summary="Health of the server and what it depends on",
+        responses={503: ResponseSpec(Health, description="A check failed")},
+    )
+    async def health(
+        self, database: NamedDependency[Database], started_at: NamedDependency[float]
+    ) -> Response[Health]:
+        checks = {"database": await _check_database(database)}
+        healthy = all(check.status == "ok" for check in checks.values())
+        body = Health(
+            status="ok" if healthy else "unavailable",
+            version=__version__,
+            uptime_seconds=round(time.monotonic() - started_at, 3),
+            checks=checks,
+        )
+        return Response(body, status_code=200 if healthy else 503)
+
+
+async def _check_database(database: Database) -> HealthCheck:
+    began = time.perf_counter()
+    try:
+        await database.check()
+    except Unavailable as error:
+        return HealthCheck(status="failed", message=error.message)
+    return HealthCheck(status="ok", latency_ms=round((time.perf_counter() - began) * 1000, 2))
+
+
+__all__: list[Any] = ["HealthController"]

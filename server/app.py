@@ -1,0 +1,108 @@
+"""The application: settings in, a Litestar app out.
+
+This is the one composition root: it builds the database, the services and the HTTP
+layers (API, dashboard, demo) and wires them together. Migrations run at start, so a
+server never serves on a schema older than its code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from demo.loader import DEFINITIONS_DIR, load_definitions
+from demo.routes import DemoController
+from server.api.errors import EXCEPTION_HANDLERS
+from server.api.health import HealthController
+from server.api.openapi import openapi_config, register_definition_schema
+from server.api.workflows import WorkflowController
+from server.config import Settings
+from server.definitions.validation import DefinitionLimits, ValidationContext
+from server.registry.service import WorkflowRegistry
+from server.store.database import Database
+from server.store.migrate import upgrade
+from ui.views import root
+
+log = logging.getLogger("flowyard")
+
+UI_DIR = Path(__file__).resolve().parents[1] / "ui"
+
+
+def validation_context(settings: Settings, *, check_names: bool = True) -> ValidationContext:
+    """What the validator may check against this server's configuration.
+
+    ``check_names=False`` leaves connection and SMTP account names unchecked, for
+    validating files away from the server that will run them.
+    """
+    limits = settings.limits
+    return ValidationContext(
+        connections=frozenset(settings.connections) if check_names else None,
+        smtp_accounts=frozenset(settings.smtp) if check_names else None,
+        limits=DefinitionLimits(
+            max_nodes=limits.max_nodes,
+            max_depth=limits.max_depth,
+            max_expression_length=limits.max_expression_length,
+            max_jsonpath_length=limits.max_jsonpath_length,
+        ),
+    )
+
+
+def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -> Litestar:
+    database = Database(settings.server.resolved_database_url)
+    context = validation_context(settings)
+    registry = WorkflowRegistry(database, lambda: context)
+    started_at = time.monotonic()
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await upgrade(database)
+        if settings.demo.enabled:
+            await load_definitions(registry, definitions_dir)
+        log.info("flowyard started", extra={"action": "server.started", "backend": database.backend})
+        try:
+            yield
+        finally:
+            await database.dispose()
+            log.info("flowyard stopped", extra={"action": "server.stopped"})
+
+    def const(value: Any) -> Provide:
+        return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+    handlers: list[Any] = [
+        WorkflowController,
+        HealthController,
+        root,
+        create_static_files_router(path="/static", directories=[UI_DIR / "static"], include_in_schema=False),
+    ]
+    if settings.demo.enabled:
+        handlers.append(DemoController)
+
+    app = Litestar(
+        route_handlers=handlers,
+        dependencies={
+            "settings": const(settings),
+            "database": const(database),
+            "registry": const(registry),
+            "started_at": const(started_at),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(),
+        template_config=TemplateConfig(directory=UI_DIR / "templates", engine=JinjaTemplateEngine),
+        request_max_body_size=settings.limits.max_body_bytes,
+        lifespan=[lifespan],
+        state=State({"database": database, "registry": registry}),
+        logging_config=None,
+    )
+    register_definition_schema(app)
+    return app

@@ -1,0 +1,315 @@
+"""Typed settings, read once at start.
+
+Sources, highest precedence first: command-line flags, ``FLOWYARD_<SECTION>_<KEY>``
+environment variables (server settings also as ``FLOWYARD_<KEY>``, e.g.
+``FLOWYARD_DATABASE_URL``), the TOML file named by ``--config`` or ``FLOWYARD_CONFIG``,
+then the defaults below. Every setting has a safe default. A value Flowyard cannot use
+raises :class:`~server.errors.ConfigurationError` naming the key, so a typo in a
+deployment fails at start with a message, not later with a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from server.durations import DurationError, parse_duration
+from server.errors import ConfigurationError
+
+ENV_PREFIX = "FLOWYARD_"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How the process serves: address, database, worker pool."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=8000, metadata={"help": "TCP port to listen on"})
+    data_dir: str = field(default="./data", metadata={"help": "directory for the SQLite file"})
+    database_url: str = field(
+        default="",
+        metadata={"help": "SQLAlchemy async URL; default: SQLite file flowyard.db in data_dir"},
+    )
+    max_workers: int = field(default=32, metadata={"help": "node runs at once in this process"})
+    execution_timeout: str = field(
+        default="24h", metadata={"help": "default time limit of an execution (duration)"}
+    )
+    shutdown_grace: str = field(
+        default="30s", metadata={"help": "how long running nodes may finish on SIGTERM"}
+    )
+    log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'flowyard.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """Sizes that keep one bad input from taking the server down (SPEC §8)."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_nodes: int = 1000
+    max_depth: int = 10
+    max_expression_length: int = 10_000
+    max_jsonpath_length: int = 2_000
+    max_response_bytes: int = 10 * 1024 * 1024
+    max_loop_iterations: int = 10_000
+    max_scope_bytes: int = 16 * 1024 * 1024
+    max_page_size: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """A database that ``database`` nodes may use, by name."""
+
+    url: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """An SMTP account that ``email`` nodes may send through, by name."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str = ""
+    password: str = ""
+    sender: str = "flowyard@localhost"
+    timeout: str = "30s"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSettings:
+    """Where ``api`` and ``webhook`` nodes may connect (SPEC §8)."""
+
+    mode: Literal["default", "strict"] = "default"
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TasksSettings:
+    """What ``task`` nodes may run besides expressions."""
+
+    allow_commands: bool = False
+    command_allowlist: tuple[str, ...] = ()
+    handler_modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Authentication and browser-facing security."""
+
+    enabled: bool = True
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    cors_origins: tuple[str, ...] = ()
+    metrics_public: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """The demo mode of ``flowyard demo`` (SPEC §10)."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, one section per concern (mirrors the TOML file)."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    tasks: TasksSettings = field(default_factory=TasksSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    connections: Mapping[str, ConnectionSettings] = field(default_factory=dict)
+    smtp: Mapping[str, SmtpSettings] = field(default_factory=dict)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "limits": LimitsSettings,
+    "outbound": OutboundSettings,
+    "tasks": TasksSettings,
+    "auth": AuthSettings,
+    "demo": DemoSettings,
+}
+NAMED_SECTIONS: dict[str, type[Any]] = {"connections": ConnectionSettings, "smtp": SmtpSettings}
+# TOML keys that are Python keywords or clash with builtins.
+KEY_RENAMES = {"from": "sender"}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Merge flags > environment > TOML file > defaults into one :class:`Settings`.
+
+    ``flags`` maps dotted keys (``"server.port"``) to values already given on the
+    command line; ``None`` values mean "not given".
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    layers: dict[str, dict[str, Any]] = _read_toml(Path(path)) if path else {}
+    for dotted, value in _environment_values(env).items():
+        section, key = dotted.split(".", 1)
+        layers.setdefault(section, {})[key] = value
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            section, key = dotted.split(".", 1)
+            layers.setdefault(section, {})[key] = value
+    return _build(layers)
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigurationError("config", f"file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError("config", f"{path} is not valid TOML: {error}") from None
+    known = {*SECTIONS, *NAMED_SECTIONS}
+    for section, value in document.items():
+        if section not in known:
+            raise ConfigurationError(section, f"unknown section; known: {', '.join(sorted(known))}")
+        if not isinstance(value, dict):
+            raise ConfigurationError(section, f"must be a table, e.g. [{section}]")
+    return {name: dict(value) for name, value in document.items()}
+
+
+def _environment_values(env: Mapping[str, str]) -> dict[str, str]:
+    """Collect ``FLOWYARD_SECTION_KEY`` (and ``FLOWYARD_KEY`` for server keys)."""
+    found: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            for name in (f"{ENV_PREFIX}{section}_{f.name}".upper(),) + (
+                (f"{ENV_PREFIX}{f.name}".upper(),) if section == "server" else ()
+            ):
+                if name in env:
+                    found[f"{section}.{f.name}"] = env[name]
+    return found
+
+
+def _build(layers: Mapping[str, Any]) -> Settings:
+    sections: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        sections[section] = _make(cls, layers.get(section, {}), section)
+    for section, cls in NAMED_SECTIONS.items():
+        entries = layers.get(section, {})
+        named: dict[str, Any] = {}
+        for name, values in entries.items():
+            if not isinstance(values, dict):
+                raise ConfigurationError(f"{section}.{name}", f"must be a table [{section}.{name}]")
+            named[name] = _make(cls, values, f"{section}.{name}")
+        sections[section] = named
+    return Settings(**sections)
+
+
+def _make(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = KEY_RENAMES.get(raw_key, raw_key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigurationError(f"{prefix}.{raw_key}", f"unknown setting; known: {known}")
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}.{raw_key}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigurationError(f"{prefix}.{missing[0]}", "is required")
+    settings = cls(**kwargs)
+    _check(settings, prefix)
+    return settings
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:  # noqa: PLR0911 - one branch per type
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigurationError(key, f"{value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigurationError(key, "must be a list of strings (or comma-separated text)")
+        return tuple(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigurationError(key, f"{value!r} is not a boolean (use true or false)")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigurationError(key, f"{value!r} is not a whole number")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(key, f"{value!r} is not a whole number") from None
+    if hint is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigurationError(key, f"{value!r} must be text")
+        return str(value)
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no such settings yet
+        return value
+    return value
+
+
+def _check(settings: Any, prefix: str) -> None:
+    """Checks that go beyond the type of one value."""
+    if isinstance(settings, ServerSettings):
+        if not 0 <= settings.port <= 65535:
+            raise ConfigurationError(f"{prefix}.port", f"{settings.port} is not a TCP port (0-65535)")
+        if settings.max_workers < 1:
+            raise ConfigurationError(f"{prefix}.max_workers", "must be at least 1")
+        for name in ("execution_timeout", "shutdown_grace"):
+            try:
+                parse_duration(getattr(settings, name))
+            except DurationError as error:
+                raise ConfigurationError(f"{prefix}.{name}", str(error)) from None
+        if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise ConfigurationError(f"{prefix}.log_level", "use debug, info, warning or error")
+        url = settings.database_url
+        if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql+psycopg://")):
+            raise ConfigurationError(
+                f"{prefix}.database_url",
+                "use an async SQLAlchemy URL: sqlite+aiosqlite:///path.db or "
+                "postgresql+asyncpg://user@host/db",
+            )
+    if isinstance(settings, LimitsSettings):
+        for f in dataclasses.fields(settings):
+            if getattr(settings, f.name) < 1:
+                raise ConfigurationError(f"{prefix}.{f.name}", "must be at least 1")
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """(flag-style key, default, help) for every server setting, for ``--help`` texts."""
+    rows = []
+    for f in dataclasses.fields(ServerSettings):
+        default = f.default if f.default is not dataclasses.MISSING else ""
+        rows.append((f.name, str(default), str(f.metadata.get("help", ""))))
+    return rows

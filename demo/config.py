@@ -17,7 +17,9 @@ DEMO_SMTP_PORT = 8025
 
 def demo_settings(settings: Settings, data_dir: Path) -> Settings:
     connections = {"demo_db": ConnectionSettings(url=f"sqlite:///{data_dir / 'demo.db'}")}
-    smtp = {"default": SmtpSettings(host="127.0.0.1", port=DEMO_SMTP_PORT, sender="flowyard@localhost")}
+    smtp = {
+        "default": SmtpSettings(host="127.0.0.1", port=DEMO_SMTP_PORT, sender="flowyard@localhost")
+    }
     return dataclasses.replace(
         settings,
         demo=DemoSettings(enabled=True),

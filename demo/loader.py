@@ -19,14 +19,19 @@ def definition_files(directory: Path = DEFINITIONS_DIR) -> list[Path]:
     return sorted(p for p in directory.glob("*.json") if p.name not in NOT_DEFINITIONS)
 
 
-async def load_definitions(registry: WorkflowRegistry, directory: Path = DEFINITIONS_DIR) -> list[str]:
+async def load_definitions(
+    registry: WorkflowRegistry, directory: Path = DEFINITIONS_DIR
+) -> list[str]:
     """Publish every definition file; a bad file is logged and skipped, not fatal."""
     loaded = []
     for path in definition_files(directory):
         try:
             published = await registry.create(json.loads(path.read_text()), actor="demo")
         except (FlowyardError, ValueError) as error:
-            log.error("demo definition rejected", extra={"action": "demo.load_failed", "file": path.name, "error": str(error)})
+            log.error(
+                "demo definition rejected",
+                extra={"action": "demo.load_failed", "file": path.name, "error": str(error)},
+            )
             continue
         loaded.append(published.document["id"])
     log.info("demo definitions loaded", extra={"action": "demo.loaded", "count": len(loaded)})

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
@@ -69,7 +69,9 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         await upgrade(database)
         if settings.demo.enabled:
             await load_definitions(registry, definitions_dir)
-        log.info("flowyard started", extra={"action": "server.started", "backend": database.backend})
+        log.info(
+            "flowyard started", extra={"action": "server.started", "backend": database.backend}
+        )
         try:
             yield
         finally:
@@ -83,7 +85,9 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         WorkflowController,
         HealthController,
         root,
-        create_static_files_router(path="/static", directories=[UI_DIR / "static"], include_in_schema=False),
+        create_static_files_router(
+            path="/static", directories=[UI_DIR / "static"], include_in_schema=False
+        ),
     ]
     if settings.demo.enabled:
         handlers.append(DemoController)

@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     settings_rows = "\n".join(
-        f"  {key:<18} default {default or '(see below)'}: {text}" for key, default, text in settings_help()
+        f"  {key:<18} default {default or '(see below)'}: {text}"
+        for key, default, text in settings_help()
     )
     serve = commands.add_parser(
         "serve",
@@ -66,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     _server_flags(serve)
     serve.set_defaults(run=_serve)
 
-    demo = commands.add_parser("demo", help="run the demo on a fresh database (http://127.0.0.1:8000)")
+    demo = commands.add_parser(
+        "demo", help="run the demo on a fresh database (http://127.0.0.1:8000)"
+    )
     _server_flags(demo)
     demo.add_argument("--definitions", type=Path, help="directory of definitions to load")
     demo.set_defaults(run=_demo)
@@ -93,7 +96,9 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML settings file (also FLOWYARD_CONFIG)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8000)")
-    parser.add_argument("--database-url", help="sqlite+aiosqlite:///file.db or postgresql+asyncpg://…")
+    parser.add_argument(
+        "--database-url", help="sqlite+aiosqlite:///file.db or postgresql+asyncpg://…"
+    )
     parser.add_argument("--data-dir", help="directory for the default SQLite database")
     parser.add_argument("--workers", type=int, help="node runs at once in this process")
     parser.add_argument("--log-level", help="debug, info, warning or error")
@@ -110,7 +115,7 @@ def _run_server(settings: Settings, **app_options: Any) -> int:
     from server.app import create_app
     from server.logging import configure_logging
 
-    GracefulServer = _graceful_server_class()  # noqa: N806 - a class
+    GracefulServer = _graceful_server_class()
 
     configure_logging(settings.server.log_level)
     app = create_app(settings, **app_options)

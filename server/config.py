@@ -244,7 +244,7 @@ def _make(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
     return settings
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:  # noqa: PLR0911 - one branch per type
+def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
         allowed = typing.get_args(hint)
@@ -260,7 +260,16 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:  # noqa: PLR0911 - one bran
     if hint is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
             return value.lower() in {"1", "true", "yes", "on"}
         raise ConfigurationError(key, f"{value!r} is not a boolean (use true or false)")
     if hint is int:
@@ -283,7 +292,9 @@ def _check(settings: Any, prefix: str) -> None:
     """Checks that go beyond the type of one value."""
     if isinstance(settings, ServerSettings):
         if not 0 <= settings.port <= 65535:
-            raise ConfigurationError(f"{prefix}.port", f"{settings.port} is not a TCP port (0-65535)")
+            raise ConfigurationError(
+                f"{prefix}.port", f"{settings.port} is not a TCP port (0-65535)"
+            )
         if settings.max_workers < 1:
             raise ConfigurationError(f"{prefix}.max_workers", "must be at least 1")
         for name in ("execution_timeout", "shutdown_grace"):
@@ -294,7 +305,9 @@ def _check(settings: Any, prefix: str) -> None:
         if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ConfigurationError(f"{prefix}.log_level", "use debug, info, warning or error")
         url = settings.database_url
-        if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql+psycopg://")):
+        if url and not url.startswith(
+            ("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql+psycopg://")
+        ):
             raise ConfigurationError(
                 f"{prefix}.database_url",
                 "use an async SQLAlchemy URL: sqlite+aiosqlite:///path.db or "

@@ -26,7 +26,12 @@ API_INFO = {
 }
 
 
-@get("/", include_in_schema=True, summary="API information (JSON) or the dashboard (HTML)", tags=["operations"])
+@get(
+    "/",
+    include_in_schema=True,
+    summary="API information (JSON) or the dashboard (HTML)",
+    tags=["operations"],
+)
 async def root(
     request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]
 ) -> Template | Response[dict[str, Any]]:

@@ -40,7 +40,9 @@ def error_body(
     return {"error": {"code": code, "message": message, "details": details or [], **extra}}
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+def _json(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[Any]:
     return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
@@ -65,11 +67,16 @@ def http_error_handler(_: Request[Any, Any, Any], error: Exception) -> Response[
             if isinstance(item, dict):
                 where = item.get("source", "query")
                 details.append(
-                    {"path": f"/{where}/{item.get('key', '')}", "message": str(item.get("message", ""))}
+                    {
+                        "path": f"/{where}/{item.get('key', '')}",
+                        "message": str(item.get("message", "")),
+                    }
                 )
     if status == 413:
         message = "the request body is larger than the server accepts (limits.max_body_bytes)"
-    headers = {"Allow": error.headers["Allow"]} if error.headers and "Allow" in error.headers else None
+    headers = (
+        {"Allow": error.headers["Allow"]} if error.headers and "Allow" in error.headers else None
+    )
     return _json(status, error_body(CODES.get(status, "error"), message, details), headers)
 
 
@@ -78,8 +85,12 @@ def internal_error_handler(request: Request[Any, Any, Any], error: Exception) ->
     log.error(
         "unhandled error",
         exc_info=error,
-        extra={"action": "api.internal_error", "correlation_id": correlation_id,
-               "method": request.method, "path": request.url.path},
+        extra={
+            "action": "api.internal_error",
+            "correlation_id": correlation_id,
+            "method": request.method,
+            "path": request.url.path,
+        },
     )
     status = getattr(error, "status_code", 500)
     status = status if isinstance(status, int) and status >= 500 else 500

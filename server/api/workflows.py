@@ -50,9 +50,13 @@ class WorkflowController(Controller):
         responses=ERRORS,
         operation_class=documents(request=True, response=201),
     )
-    async def create(self, request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]) -> Response[Any]:
+    async def create(
+        self, request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]
+    ) -> Response[Any]:
         published = await registry.create(await read_json(request))
-        return Response(published.document, status_code=HTTP_201_CREATED if published.created else HTTP_200_OK)
+        return Response(
+            published.document, status_code=HTTP_201_CREATED if published.created else HTTP_200_OK
+        )
 
     @post(
         "/validate",
@@ -62,10 +66,14 @@ class WorkflowController(Controller):
         responses={k: v for k, v in ERRORS.items() if k in (400, 413, 415)},
         operation_class=documents(request=True),
     )
-    async def validate(self, request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]) -> ValidationResult:
+    async def validate(
+        self, request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]
+    ) -> ValidationResult:
         report = await registry.validate(await read_json(request))
         data = report.as_dict()
-        return ValidationResult(valid=data["valid"], errors=data["errors"], warnings=data["warnings"])
+        return ValidationResult(
+            valid=data["valid"], errors=data["errors"], warnings=data["warnings"]
+        )
 
     @get("/", summary="List workflows (newest version of each)", responses={400: ERRORS[400]})
     async def list_workflows(
@@ -91,7 +99,9 @@ class WorkflowController(Controller):
             sort_by=sort_by, sort_order=sort_order,
         )  # fmt: skip
         page = await registry.list(query)
-        return WorkflowList(workflows=page.items, total=page.total, limit=page.limit, offset=page.offset)
+        return WorkflowList(
+            workflows=page.items, total=page.total, limit=page.limit, offset=page.offset
+        )
 
     @get(
         "/{workflow_id:str}",
@@ -100,7 +110,9 @@ class WorkflowController(Controller):
         operation_class=documents(response=200),
     )
     async def get_workflow(
-        self, workflow_id: PathId, registry: NamedDependency[WorkflowRegistry],
+        self,
+        workflow_id: PathId,
+        registry: NamedDependency[WorkflowRegistry],
         version: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         return await registry.get(workflow_id, version)
@@ -115,7 +127,10 @@ class WorkflowController(Controller):
         operation_class=documents(request=True, response=201),
     )
     async def put_version(
-        self, workflow_id: PathId, request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]
+        self,
+        workflow_id: PathId,
+        request: Request[Any, Any, Any],
+        registry: NamedDependency[WorkflowRegistry],
     ) -> Response[Any]:
         document = await registry.add_version(workflow_id, await read_json(request))
         return Response(document, status_code=HTTP_201_CREATED)
@@ -140,7 +155,10 @@ class WorkflowController(Controller):
         ),
     )
     async def change_status(
-        self, workflow_id: PathId, request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]
+        self,
+        workflow_id: PathId,
+        request: Request[Any, Any, Any],
+        registry: NamedDependency[WorkflowRegistry],
     ) -> dict[str, Any]:
         body = await read_json_object(request)
         change = _status_change(body)
@@ -155,7 +173,9 @@ class WorkflowController(Controller):
         responses={404: ERRORS[404], 409: ERRORS[409]},
     )
     async def delete_workflow(
-        self, workflow_id: PathId, registry: NamedDependency[WorkflowRegistry],
+        self,
+        workflow_id: PathId,
+        registry: NamedDependency[WorkflowRegistry],
         force: FromQuery[bool] = False,
     ) -> None:
         await registry.delete(workflow_id, force=force)
@@ -165,7 +185,9 @@ class WorkflowController(Controller):
         summary="List the versions of a workflow",
         responses={404: ERRORS[404]},
     )
-    async def versions(self, workflow_id: PathId, registry: NamedDependency[WorkflowRegistry]) -> VersionList:
+    async def versions(
+        self, workflow_id: PathId, registry: NamedDependency[WorkflowRegistry]
+    ) -> VersionList:
         rows = await registry.versions(workflow_id)
         return VersionList(workflow_id, [VersionEntry(**asdict(row)) for row in rows])
 
@@ -191,10 +213,12 @@ def _status_change(body: dict[str, Any]) -> StatusChange:
     if status not in STATUSES:
         problems.append(Problem("/status", f"required; one of: {', '.join(STATUSES)}"))
     if version is not None and not isinstance(version, str):
-        problems.append(Problem("/version", "must be a version string such as \"1.2.0\""))
+        problems.append(Problem("/version", 'must be a version string such as "1.2.0"'))
     unknown = sorted(set(body) - {"status", "version"})
-    problems.extend(Problem(f"/{name}", "unknown field; only status and version") for name in unknown)
-    if problems:
+    problems.extend(
+        Problem(f"/{name}", "unknown field; only status and version") for name in unknown
+    )
+    if problems or not isinstance(status, str):
         raise InvalidInput("the status change is invalid", details=problems)
     return StatusChange(status=status, version=version)
 

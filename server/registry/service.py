@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.definitions.model import normalize_document
 from server.definitions.validation import ValidationContext, ValidationReport, validate_definition
-from server.errors import Conflict, InvalidDefinition, InvalidInput, InvalidTransition, NotFound, Problem
+from server.errors import (
+    Conflict,
+    InvalidDefinition,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    Problem,
+)
 from server.registry.diff import diff_definitions
 from server.registry.versions import SemVer
 from server.store import definitions as store
@@ -137,14 +144,14 @@ class WorkflowRegistry:
             raise Conflict(
                 f"workflow {existing.workflow_id!r} version {existing.version} already exists "
                 "with different content; versions are immutable — publish it under a new "
-                "version (PUT /api/v1/workflows/{id} with a higher \"version\")"
+                'version (PUT /api/v1/workflows/{id} with a higher "version")'
             )
         if existing.status != document["status"]:
             raise Conflict(
                 f"workflow {existing.workflow_id!r} version {existing.version} exists with "
                 f"status {existing.status!r}; to change the status send "
-                f"PATCH /api/v1/workflows/{existing.workflow_id} {{\"status\": "
-                f"\"{document['status']}\", \"version\": \"{existing.version}\"}}"
+                f'PATCH /api/v1/workflows/{existing.workflow_id} {{"status": '
+                f'"{document["status"]}", "version": "{existing.version}"}}'
             )
         return Published(existing.document, created=False)
 
@@ -157,7 +164,9 @@ class WorkflowRegistry:
         actor: str | None,
     ) -> None:
         key = SemVer.parse(document["version"]).sort_key()
-        store.add_version(session, workflow, document, version_key=key, content_hash=digest, actor=actor)
+        store.add_version(
+            session, workflow, document, version_key=key, content_hash=digest, actor=actor
+        )
 
     async def add_version(
         self, workflow_id: str, document: object, *, actor: str | None = None
@@ -222,8 +231,8 @@ class WorkflowRegistry:
                 if found is None:
                     raise Conflict(
                         f"workflow {workflow_id!r} has no active version to run; activate one "
-                        f"(PATCH /api/v1/workflows/{workflow_id} {{\"status\": \"active\"}}) "
-                        "or pass \"version\""
+                        f'(PATCH /api/v1/workflows/{workflow_id} {{"status": "active"}}) '
+                        'or pass "version"'
                     )
                 row = found
         return PinnedVersion(row.pk, row.workflow_id, row.version, row.document)
@@ -239,7 +248,9 @@ class WorkflowRegistry:
         async with self._database.session() as session:
             rows, total = await store.search_workflows(session, query)
             newest = await store.versions_for(session, rows)
-        items = [newest[row.pk].document | {"status": row.status} for row in rows if row.pk in newest]
+        items = [
+            newest[row.pk].document | {"status": row.status} for row in rows if row.pk in newest
+        ]
         return Page(items, total, query.limit, query.offset)
 
     async def diff(self, workflow_id: str, old: str, new: str) -> dict[str, Any]:
@@ -282,7 +293,9 @@ class WorkflowRegistry:
                 )
             return row.document | {}
 
-    async def delete(self, workflow_id: str, *, force: bool = False, actor: str | None = None) -> None:
+    async def delete(
+        self, workflow_id: str, *, force: bool = False, actor: str | None = None
+    ) -> None:
         """Retire a workflow and free its id.
 
         Its versions stay stored, so executions already running on them (allowed with

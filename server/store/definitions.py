@@ -80,7 +80,9 @@ async def newest_version(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def list_versions(session: AsyncSession, workflow: WorkflowRow) -> Sequence[WorkflowVersionRow]:
+async def list_versions(
+    session: AsyncSession, workflow: WorkflowRow
+) -> Sequence[WorkflowVersionRow]:
     result = await session.execute(
         select(WorkflowVersionRow)
         .where(WorkflowVersionRow.workflow_pk == workflow.pk)
@@ -147,7 +149,9 @@ def _summary_columns(document: dict[str, Any]) -> dict[str, Any]:
         "status": document["status"],
         "category": _text_or_none(document.get("category")),
         "owner": _text_or_none(document.get("owner")),
-        "tags": [str(t)[:200] for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+        "tags": [str(t)[:200] for t in tags if isinstance(t, str)]
+        if isinstance(tags, list)
+        else [],
     }
 
 
@@ -213,9 +217,7 @@ async def versions_for(
         )
     )
     return {
-        row.workflow_pk: row
-        for row in result.scalars()
-        if (row.workflow_pk, row.version) in wanted
+        row.workflow_pk: row for row in result.scalars() if (row.workflow_pk, row.version) in wanted
     }
 
 
@@ -245,5 +247,7 @@ def audit(
     data: dict[str, Any] | None = None,
 ) -> None:
     session.add(
-        AuditRow(actor=actor, action=action, target_type="workflow", target_id=target_id, data=data or {})
+        AuditRow(
+            actor=actor, action=action, target_type="workflow", target_id=target_id, data=data or {}
+        )
     )

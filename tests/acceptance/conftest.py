@@ -45,7 +45,9 @@ class RunningServer:
             self.log_handle.close()
 
 
-def start_server(args: list[str], tmp_path: Path, *, env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    args: list[str], tmp_path: Path, *, env: dict[str, str] | None = None
+) -> RunningServer:
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     handle = log_path.open("w")
@@ -81,5 +83,10 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(FLOWYARD), *args], capture_output=True, text=True, timeout=120, cwd=cwd or REPO, check=False
+        [str(FLOWYARD), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd or REPO,
+        check=False,
     )

@@ -17,7 +17,9 @@ def test_serve_answers_and_shuts_down_cleanly_on_sigterm(server: RunningServer) 
     document = json.loads((REPO / "definitions" / "examples-task-script.json").read_text())
     created = httpx.post(f"{server.url}/api/v1/workflows", json=document, timeout=10)
     assert created.status_code == 201, created.text
-    assert httpx.get(f"{server.url}/api/v1/workflows/{document['id']}", timeout=10).status_code == 200
+    assert (
+        httpx.get(f"{server.url}/api/v1/workflows/{document['id']}", timeout=10).status_code == 200
+    )
     assert server.stop(signal.SIGTERM) == 0
     assert '"action": "server.stopped"' in server.log()
 
@@ -25,7 +27,15 @@ def test_serve_answers_and_shuts_down_cleanly_on_sigterm(server: RunningServer) 
 def test_serve_help_documents_each_setting() -> None:
     result = run_cli("serve", "--help")
     assert result.returncode == 0
-    for name in ("--host", "--port", "--database-url", "--config", "max_workers", "execution_timeout", "FLOWYARD_"):
+    for name in (
+        "--host",
+        "--port",
+        "--database-url",
+        "--config",
+        "max_workers",
+        "execution_timeout",
+        "FLOWYARD_",
+    ):
         assert name in result.stdout
 
 
@@ -46,7 +56,9 @@ def test_validate_examples_and_broken_files(tmp_path: Path) -> None:
     assert result.stdout.count(": valid") == len(files)
 
     broken = tmp_path / "broken.json"
-    broken.write_text(json.dumps({"name": "x", "nodes": [{"id": "a", "type": "nope", "config": {}}], "edges": []}))
+    broken.write_text(
+        json.dumps({"name": "x", "nodes": [{"id": "a", "type": "nope", "config": {}}], "edges": []})
+    )
     not_json = tmp_path / "not.json"
     not_json.write_text("{oops")
     result = run_cli("validate", str(broken), str(not_json))
@@ -88,7 +100,12 @@ def test_migrate_creates_the_schema(tmp_path: Path) -> None:
     result = run_cli("migrate", "--database-url", f"sqlite+aiosqlite:///{database}")
     assert result.returncode == 0, result.stderr
     assert "revision 0001" in result.stdout
-    tables = {row[0] for row in sqlite3.connect(database).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = {
+        row[0]
+        for row in sqlite3.connect(database).execute(
+            "SELECT name FROM sqlite_master WHERE type='table'"
+        )
+    }
     assert {"workflows", "workflow_versions", "executions", "node_runs", "human_tasks"} <= tables
 
 
@@ -98,7 +115,10 @@ def test_demo_serves_every_example(tmp_path: Path) -> None:
         listed = httpx.get(f"{demo.url}/demo/workflows", timeout=10).json()
         expected = {json.loads(p.read_text())["id"] for p in definition_files()}
         assert {w["id"] for w in listed["workflows"]} == expected
-        assert httpx.get(f"{demo.url}/demo/executions", timeout=10).json() == {"executions": [], "total": 0}
+        assert httpx.get(f"{demo.url}/demo/executions", timeout=10).json() == {
+            "executions": [],
+            "total": 0,
+        }
         page = httpx.get(demo.url, headers={"Accept": "text/html"}, timeout=10)
         assert "document-approval" in page.text or "Document Approval" in page.text
         info = httpx.get(demo.url, headers={"Accept": "application/json"}, timeout=10).json()

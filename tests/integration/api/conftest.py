@@ -12,6 +12,8 @@ from litestar.testing import AsyncTestClient
 from server.app import create_app
 from server.config import load_settings
 
+Client = AsyncTestClient[Any]
+
 MINIMAL: dict[str, Any] = {
     "id": "orders",
     "name": "Order intake",

@@ -41,7 +41,9 @@ async def test_malformed_json_is_400(client: Client, body: bytes, fragment: str)
 
 
 async def test_json_error_says_where(client: Client) -> None:
-    response = await client.post(BASE, content=b'{\n  "name": "x"\n  "id": 1}', headers={"Content-Type": "application/json"})
+    response = await client.post(
+        BASE, content=b'{\n  "name": "x"\n  "id": 1}', headers={"Content-Type": "application/json"}
+    )
     error = assert_error(response, 400, "malformed_json")
     assert "line 3" in error["message"]
 
@@ -51,7 +53,9 @@ async def test_empty_body_is_400(client: Client) -> None:
     assert_error(response, 400, "bad_request")
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None]
+)
 async def test_wrong_content_type_is_415(client: Client, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     response = await client.post(BASE, content=b'{"name": "x"}', headers=headers)
@@ -64,7 +68,9 @@ async def test_json_with_charset_and_vendor_types_is_accepted(client: Client) ->
 
     for content_type in ("application/json; charset=utf-8", "application/vnd.flowyard+json"):
         response = await client.post(
-            f"{BASE}/validate", content=json.dumps(definition()).encode(), headers={"Content-Type": content_type}
+            f"{BASE}/validate",
+            content=json.dumps(definition()).encode(),
+            headers={"Content-Type": content_type},
         )
         assert response.status_code == 200, content_type
 
@@ -92,14 +98,21 @@ async def test_invalid_definition_is_422_listing_every_problem(client: Client) -
 async def test_non_object_definitions_are_422(client: Client, body: Any) -> None:
     import json
 
-    response = await client.post(BASE, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    response = await client.post(
+        BASE, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["path"] == ""
 
 
 async def test_unknown_ids_are_404(client: Client) -> None:
-    for method, path in [("GET", f"{BASE}/ghost"), ("GET", f"{BASE}/ghost/versions"),
-                         ("DELETE", f"{BASE}/ghost"), ("GET", f"{BASE}/ghost/diff?from=1.0.0&to=1.0.1")]:  # fmt: skip
+    requests = [
+        ("GET", f"{BASE}/ghost"),
+        ("GET", f"{BASE}/ghost/versions"),
+        ("DELETE", f"{BASE}/ghost"),
+        ("GET", f"{BASE}/ghost/diff?from=1.0.0&to=1.0.1"),
+    ]
+    for method, path in requests:
         response = await client.request(method, path)
         error = assert_error(response, 404, "not_found")
         assert "ghost" in error["message"]
@@ -112,7 +125,9 @@ async def test_unknown_version_is_404(client: Client) -> None:
 
 
 async def test_wrong_method_is_405_in_the_error_shape(client: Client) -> None:
-    assert_error(await client.request("PATCH", "/api/v1/workflows/health"), 405, "method_not_allowed")
+    assert_error(
+        await client.request("PATCH", "/api/v1/workflows/health"), 405, "method_not_allowed"
+    )
 
 
 async def test_validate_answers_200_whatever_the_verdict(client: Client) -> None:

@@ -48,7 +48,9 @@ async def test_openapi_describes_every_route(client: Client) -> None:
     assert "WorkflowDefinition" in schemas
     assert "nodes" in schemas["WorkflowDefinition"]["properties"]
     create = spec["paths"]["/api/v1/workflows"]["post"]
-    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("WorkflowDefinition")
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "WorkflowDefinition"
+    )
     assert "422" in create["responses"]
     error_ref = create["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert error_ref.endswith("ErrorResponse")
@@ -58,7 +60,8 @@ async def test_docs_page_loads_nothing_from_outside(client: Client) -> None:
     page = await client.get("/schema")
     assert page.status_code == 200
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
-    assert "https://" not in page.text and "http://" not in page.text
+    assert "https://" not in page.text
+    assert "http://" not in page.text
     asset = await client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js")
     assert asset.status_code == 200
 
@@ -87,7 +90,11 @@ async def test_health_is_503_when_the_database_is_gone(postgres_url: str) -> Non
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         assert (await test_client.get(f"{BASE}/health")).status_code == 200
         url = make_url(postgres_url)
-        admin = await asyncpg.connect(url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False))
+        admin = await asyncpg.connect(
+            url.set(drivername="postgresql", database="postgres").render_as_string(
+                hide_password=False
+            )
+        )
         try:
             await admin.execute(f'DROP DATABASE "{url.database}" WITH (FORCE)')
         finally:

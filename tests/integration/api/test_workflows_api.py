@@ -41,7 +41,9 @@ async def test_create_without_id_generates_one(client: Client) -> None:
     assert (await client.get(f"{BASE}/{body['id']}")).status_code == 200
 
 
-async def test_identical_repost_is_idempotent_and_different_content_conflicts(client: Client) -> None:
+async def test_identical_repost_is_idempotent_and_different_content_conflicts(
+    client: Client,
+) -> None:
     await create(client, definition())
     again = await client.post(BASE, json=definition())
     assert again.status_code == 200
@@ -60,11 +62,15 @@ async def test_put_adds_versions_and_refuses_existing_ones(client: Client) -> No
     response = await client.put(f"{BASE}/orders", json=definition(version="1.1.0", name="v1.1"))
     assert response.status_code == 201
     assert (await client.get(f"{BASE}/orders")).json()["version"] == "1.1.0"
-    assert (await client.get(f"{BASE}/orders", params={"version": "1.0.0"})).json()["name"] == "Order intake"
+    assert (await client.get(f"{BASE}/orders", params={"version": "1.0.0"})).json()[
+        "name"
+    ] == "Order intake"
     again = await client.put(f"{BASE}/orders", json=definition(version="1.1.0"))
     assert again.status_code == 409
     assert "already has version 1.1.0" in again.json()["error"]["message"]
-    bumped = await client.put(f"{BASE}/orders", json={k: v for k, v in definition().items() if k != "version"})
+    bumped = await client.put(
+        f"{BASE}/orders", json={k: v for k, v in definition().items() if k != "version"}
+    )
     assert bumped.status_code == 201
     assert bumped.json()["version"] == "1.1.1"
 
@@ -122,13 +128,19 @@ async def test_list_filters_search_sort_and_paging(client: Client) -> None:
                 status="draft" if i == 6 else "active",
             ),
         )
-    page = (await client.get(BASE, params={"limit": 2, "offset": 2, "sort_by": "name", "sort_order": "asc"})).json()
+    page = (
+        await client.get(
+            BASE, params={"limit": 2, "offset": 2, "sort_by": "name", "sort_order": "asc"}
+        )
+    ).json()
     assert page["total"] == 7
     assert (page["limit"], page["offset"]) == (2, 2)
     assert [w["id"] for w in page["workflows"]] == ["wf-2", "wf-3"]
 
     async def ids(**params: Any) -> list[str]:
-        body = (await client.get(BASE, params={"sort_by": "id", "sort_order": "asc", **params})).json()
+        body = (
+            await client.get(BASE, params={"sort_by": "id", "sort_order": "asc", **params})
+        ).json()
         assert body["total"] == len(body["workflows"])
         return [w["id"] for w in body["workflows"]]
 
@@ -139,7 +151,9 @@ async def test_list_filters_search_sort_and_paging(client: Client) -> None:
     assert await ids(search="FLOW 4") == ["wf-4"]
     assert await ids(search="100%") == ["wf-5"]  # LIKE wildcards are escaped
     assert await ids(search="_") == []
-    desc = (await client.get(BASE, params={"sort_by": "name", "sort_order": "desc", "limit": 1})).json()
+    desc = (
+        await client.get(BASE, params={"sort_by": "name", "sort_order": "desc", "limit": 1})
+    ).json()
     assert desc["workflows"][0]["id"] == "wf-6"
     capped = (await client.get(BASE, params={"limit": 100000})).json()
     assert capped["limit"] == 200
@@ -161,7 +175,9 @@ async def test_status_lifecycle(client: Client) -> None:
     assert response.json()["status"] == "active"
     listed = (await client.get(BASE, params={"status": "active"})).json()
     assert [w["id"] for w in listed["workflows"]] == ["orders"]
-    assert (await client.patch(f"{BASE}/orders", json={"status": "deprecated", "version": "1.0.0"})).status_code == 200
+    assert (
+        await client.patch(f"{BASE}/orders", json={"status": "deprecated", "version": "1.0.0"})
+    ).status_code == 200
     refused = await client.patch(f"{BASE}/orders", json={"status": "active"})
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "invalid_transition"
@@ -171,7 +187,9 @@ async def test_status_lifecycle(client: Client) -> None:
     assert {d["path"] for d in bad.json()["error"]["details"]} == {"/status", "/colour"}
 
 
-async def test_delete_frees_the_id_and_respects_running_executions(client: Client, database_url: str) -> None:
+async def test_delete_frees_the_id_and_respects_running_executions(
+    client: Client, database_url: str
+) -> None:
     await create(client, definition())
     # The app runs on the test client's own event loop; this test uses its own connection.
     database = Database(database_url)
@@ -198,6 +216,13 @@ async def test_definition_changes_are_audited(client: Client, database_url: str)
     await client.delete(f"{BASE}/orders")
     database = Database(database_url)
     async with database.session() as session:
-        actions = (await session.execute(select(AuditRow.action).order_by(AuditRow.id))).scalars().all()
+        actions = (
+            (await session.execute(select(AuditRow.action).order_by(AuditRow.id))).scalars().all()
+        )
     await database.dispose()
-    assert actions == ["workflow.published", "workflow.version_added", "workflow.status_changed", "workflow.deleted"]
+    assert actions == [
+        "workflow.published",
+        "workflow.version_added",
+        "workflow.status_changed",
+        "workflow.deleted",
+    ]

@@ -2,10 +2,11 @@
 
 A node type is a :class:`Processor` subclass registered under a stable type name
 (``processors.registry``). For now a processor only describes the definition-time side
-of its node type: the JSON Schema of its ``config``, the seed aliases of its config keys,
-the semantic checks that the schema cannot express, and which scope names its output can
-introduce. The engine will add ``async def run(...)`` to the same classes, so everything
-about one node type lives in one module.
+of its node type — the JSON Schema of its ``config``, the seed aliases of its config keys,
+the semantic checks that the schema cannot express, which scope names its output can
+introduce — and its run-time side: ``run`` (and ``resume`` for types that wait), with
+the outcomes and context of ``processors.runtime``. Everything about one node type lives
+in one module.
 
 Processors never import the definition validator (or the store, the API…): validation
 hands them a :class:`ConfigCheck`, a narrow protocol through which they report problems
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
+from processors.runtime import Completed, NodeContext, Outcome, WaitResolution
 from server.expressions import ExpressionInfo
 
 JSONSchema = dict[str, Any]
@@ -147,6 +149,12 @@ class Processor:
     config_schema: ClassVar[JSONSchema] = {"type": "object", "properties": {}}
     #: seed alias → canonical key, e.g. ``{"rules": "decision_rules"}``.
     config_aliases: ClassVar[Mapping[str, str]] = {}
+    #: config keys holding expressions the processor evaluates itself; the engine leaves
+    #: their ``${…}`` unrendered (rendering would paste values into expression text).
+    unrendered_keys: ClassVar[frozenset[str]] = frozenset()
+    #: outgoing edges are chosen by the branch label of :class:`Completed` (their
+    #: ``condition`` is a label) instead of by evaluating each edge's condition.
+    routes_by_label: ClassVar[bool] = False
 
     def known_config_keys(self) -> frozenset[str]:
         """Canonical config keys this type understands (from ``config_schema``)."""
@@ -165,6 +173,20 @@ class Processor:
         """Top-level scope names this node's output can introduce; ``None`` = unknown."""
         del config
         return None
+
+    async def run(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
+        """Do the node's work; ``config`` has its templates rendered (but
+        :attr:`unrendered_keys`). Expected failures are returned as ``Failed``; an
+        exception is treated as a retryable failure with its message."""
+        del config, ctx
+        raise NotImplementedError(f"node type {self.type_name!r} cannot run yet")
+
+    async def resume(
+        self, config: Mapping[str, Any], ctx: NodeContext, wait: WaitResolution
+    ) -> Outcome:
+        """Finish a node that answered ``Waiting``, once its wait is due or resolved."""
+        del config, ctx
+        return Completed(dict(wait.data))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {getattr(self, 'type_name', '?')!r}>"

@@ -23,12 +23,18 @@ from litestar.template import TemplateConfig
 
 from demo.loader import DEFINITIONS_DIR, load_definitions
 from demo.routes import DemoController
+from processors.registry import default_registry
 from server.api.errors import EXCEPTION_HANDLERS
+from server.api.executions import ExecutionController, WorkflowExecutionController
 from server.api.health import HealthController
 from server.api.openapi import openapi_config, register_definition_schema
 from server.api.workflows import WorkflowController
 from server.config import Settings
 from server.definitions.validation import DefinitionLimits, ValidationContext
+from server.durations import parse_duration
+from server.engine.engine import Engine
+from server.engine.journal import Journal
+from server.engine.service import ExecutionService
 from server.registry.service import WorkflowRegistry
 from server.store.database import Database
 from server.store.migrate import upgrade
@@ -62,11 +68,18 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
     database = Database(settings.server.resolved_database_url)
     context = validation_context(settings)
     registry = WorkflowRegistry(database, lambda: context)
+    engine = Engine(
+        Journal(settings.server.resolved_database_url),
+        default_registry(),
+        max_workers=settings.server.max_workers,
+    )
+    executions = ExecutionService(registry, engine, settings)
     started_at = time.monotonic()
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await upgrade(database)
+        await engine.start()
         if settings.demo.enabled:
             await load_definitions(registry, definitions_dir)
         log.info(
@@ -75,6 +88,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         try:
             yield
         finally:
+            await engine.stop(grace=parse_duration(settings.server.shutdown_grace))
             await database.dispose()
             log.info("flowyard stopped", extra={"action": "server.stopped"})
 
@@ -82,6 +96,8 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         return Provide(lambda: value, sync_to_thread=False, use_cache=True)
 
     handlers: list[Any] = [
+        ExecutionController,
+        WorkflowExecutionController,
         WorkflowController,
         HealthController,
         root,
@@ -98,6 +114,8 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
             "settings": const(settings),
             "database": const(database),
             "registry": const(registry),
+            "executions": const(executions),
+            "engine": const(engine),
             "started_at": const(started_at),
         },
         exception_handlers=EXCEPTION_HANDLERS,
@@ -105,7 +123,9 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         template_config=TemplateConfig(directory=UI_DIR / "templates", engine=JinjaTemplateEngine),
         request_max_body_size=settings.limits.max_body_bytes,
         lifespan=[lifespan],
-        state=State({"database": database, "registry": registry}),
+        state=State(
+            {"database": database, "registry": registry, "engine": engine, "executions": executions}
+        ),
         logging_config=None,
     )
     register_definition_schema(app)

@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url`` (``sqlite+aiosqlite://…`` or ``postgresql+asyncpg://…``)."""
+def create_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
+    """An async engine for ``url`` (``sqlite+aiosqlite://…`` or ``postgresql+asyncpg://…``).
+
+    On SQLite, ``read_only`` engines begin deferred transactions (a consistent snapshot
+    that does not take the write lock); others begin with ``BEGIN IMMEDIATE``.
+    """
     try:
         parsed = make_url(url)
     except Exception:
@@ -39,12 +43,12 @@ def create_engine(url: str) -> AsyncEngine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, begin="BEGIN" if read_only else "BEGIN IMMEDIATE")
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide when transactions start.
@@ -61,7 +65,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
 
 class Database:
@@ -71,6 +75,10 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_engine = (
+            create_engine(url, read_only=True) if self.backend == "sqlite" else self.engine
+        )
+        self.readers = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def backend(self) -> str:
@@ -78,6 +86,10 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    def reader(self) -> AsyncSession:
+        """A session for reads only (on SQLite it never blocks the writer)."""
+        return self.readers()
 
     async def check(self) -> None:
         """Raise :class:`Unavailable` unless the database answers a query."""
@@ -90,3 +102,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

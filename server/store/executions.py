@@ -1,18 +1,124 @@
-"""SQL for executions (the engine issue grows this module)."""
+"""Read queries for executions, their node runs, waits and events (API and dashboard)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.store.models import ExecutionRow
+from server.store.models import (
+    ExecutionEventRow,
+    ExecutionRow,
+    NodeRunRow,
+    WaitRow,
+    WorkflowVersionRow,
+)
+
+SORTABLE = {
+    "created_at": ExecutionRow.created_at,
+    "started_at": ExecutionRow.started_at,
+    "completed_at": ExecutionRow.completed_at,
+    "updated_at": ExecutionRow.updated_at,
+    "priority": ExecutionRow.priority,
+    "status": ExecutionRow.status,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFilter:
+    status: str | None = None
+    workflow_id: str | None = None
+    owner: str | None = None
+    priority: int | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    sort_by: str = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    limit: int = 50
+    offset: int = 0
 
 
 async def recent(session: AsyncSession, limit: int) -> tuple[Sequence[ExecutionRow], int]:
-    total = (await session.execute(select(func.count()).select_from(ExecutionRow))).scalar_one()
+    return await search(session, ExecutionFilter(limit=limit))
+
+
+async def search(
+    session: AsyncSession, query: ExecutionFilter
+) -> tuple[Sequence[ExecutionRow], int]:
+    statement = _filtered(select(ExecutionRow), query)
+    total = (
+        await session.execute(select(func.count()).select_from(statement.subquery()))
+    ).scalar_one()
+    column = SORTABLE[query.sort_by]
+    order = column.asc() if query.sort_order == "asc" else column.desc()
     rows = await session.execute(
-        select(ExecutionRow).order_by(ExecutionRow.created_at.desc()).limit(limit)
+        statement.order_by(order, ExecutionRow.id).limit(query.limit).offset(query.offset)
     )
     return rows.scalars().all(), int(total)
+
+
+def _filtered(statement: Select[Any], query: ExecutionFilter) -> Select[Any]:
+    if query.status:
+        statement = statement.where(ExecutionRow.status == query.status)
+    if query.workflow_id:
+        statement = statement.where(ExecutionRow.workflow_id == query.workflow_id)
+    if query.owner:
+        statement = statement.where(ExecutionRow.owner == query.owner)
+    if query.priority is not None:
+        statement = statement.where(ExecutionRow.priority == query.priority)
+    if query.started_from:
+        statement = statement.where(ExecutionRow.started_at >= query.started_from)
+    if query.started_to:
+        statement = statement.where(ExecutionRow.started_at < query.started_to)
+    return statement
+
+
+async def get(session: AsyncSession, execution_id: str) -> ExecutionRow | None:
+    return await session.get(ExecutionRow, execution_id)
+
+
+async def node_runs(session: AsyncSession, execution_id: str) -> Sequence[NodeRunRow]:
+    rows = await session.execute(
+        select(NodeRunRow)
+        .where(NodeRunRow.execution_id == execution_id)
+        .order_by(
+            NodeRunRow.started_at.nulls_last(), NodeRunRow.seq.nulls_last(), NodeRunRow.attempt
+        )
+    )
+    return rows.scalars().all()
+
+
+async def open_waits(session: AsyncSession, execution_id: str) -> Sequence[WaitRow]:
+    rows = await session.execute(
+        select(WaitRow).where(WaitRow.execution_id == execution_id, WaitRow.resolved_at.is_(None))
+    )
+    return rows.scalars().all()
+
+
+async def definition_document(session: AsyncSession, version_pk: str) -> dict[str, Any]:
+    document = await session.scalar(
+        select(WorkflowVersionRow.document).where(WorkflowVersionRow.pk == version_pk)
+    )
+    return dict(document or {})
+
+
+async def events(
+    session: AsyncSession, execution_id: str, *, after: int, limit: int
+) -> tuple[Sequence[ExecutionEventRow], int]:
+    base = select(ExecutionEventRow).where(ExecutionEventRow.execution_id == execution_id)
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    rows = await session.execute(
+        base.where(ExecutionEventRow.id > after).order_by(ExecutionEventRow.id).limit(limit)
+    )
+    return rows.scalars().all(), int(total)
+
+
+async def counts_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(ExecutionRow.status, func.count()).group_by(ExecutionRow.status)
+    )
+    return {status: int(count) for status, count in rows}

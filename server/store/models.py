@@ -172,10 +172,12 @@ class ExecutionRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer, default=1)
     input: Mapped[Any] = mapped_column(default=dict)
-    scope: Mapped[Any] = mapped_column(default=dict)
+    #: input patches given with "rerun from a node", applied over ``input`` in order.
+    overrides: Mapped[Any] = mapped_column(default=dict)
     output: Mapped[Any | None] = mapped_column()
     error: Mapped[Any | None] = mapped_column()
     errors: Mapped[Any] = mapped_column(default=list)
+    current_node: Mapped[str | None] = mapped_column(String(128))
     context_metadata: Mapped[Any] = mapped_column(default=dict)
     owner: Mapped[str | None] = mapped_column(String(200))
     triggered_by: Mapped[str | None] = mapped_column(String(200))
@@ -191,12 +193,16 @@ class ExecutionRow(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: when a process should next pick this execution up (ready work, a due timer, a
+    #: deadline); NULL while it is driven in memory or waits only on the outside world.
+    next_wake_at: Mapped[datetime | None] = mapped_column()
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column()
     row_version: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_executions_status_priority_created_at", "status", "priority", "created_at"),
+        Index("ix_executions_next_wake_at", "next_wake_at"),
         Index("ix_executions_workflow_id_created_at", "workflow_id", "created_at"),
         Index("ix_executions_owner", "owner"),
         Index("ix_executions_started_at", "started_at"),
@@ -221,6 +227,14 @@ class NodeRunRow(Base):
     error: Mapped[Any | None] = mapped_column()
     logs: Mapped[Any] = mapped_column(default=list)
     branch: Mapped[str | None] = mapped_column(String(200))
+    #: edge ids this run took, recorded with its result so routing replays exactly.
+    taken_edges: Mapped[Any | None] = mapped_column()
+    #: completion order within the execution (the scope is rebuilt in this order).
+    seq: Mapped[int | None] = mapped_column(Integer)
+    #: "node" or "compensation" (a saga step run for this node at rollback).
+    kind: Mapped[str] = mapped_column(String(16), default="node")
+    #: replaced by a retry of the execution or a rerun; kept for the history.
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)
     ready_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
@@ -228,8 +242,8 @@ class NodeRunRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
-        UniqueConstraint("execution_id", "node_id", "generation", "attempt"),
-        Index("ix_node_runs_status_ready_at", "status", "ready_at"),
+        UniqueConstraint("execution_id", "node_id", "kind", "generation", "attempt"),
+        Index("ix_node_runs_execution_id_status", "execution_id", "status"),
     )
 
 
@@ -263,6 +277,8 @@ class WaitRow(Base):
     token: Mapped[str | None] = mapped_column(String(100), unique=True)
     task_id: Mapped[str | None] = mapped_column(String(36))
     data: Mapped[Any] = mapped_column(default=dict)
+    #: what the outside world answered (callback body, human decision…).
+    resolution: Mapped[Any | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
 

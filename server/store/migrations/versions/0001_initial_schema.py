@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 05:51:25.980918
+Create Date: 2026-11-21
 """
 
 from collections.abc import Sequence
@@ -240,7 +240,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "scope",
+            "overrides",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
@@ -259,6 +259,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("current_node", sa.String(length=128), nullable=True),
         sa.Column(
             "context_metadata",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -276,6 +277,7 @@ def upgrade() -> None:
         sa.Column("started_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("completed_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", server.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_wake_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
         sa.Column("lease_until", server.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("row_version", sa.Integer(), nullable=False),
@@ -294,6 +296,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_executions_idempotency_key")),
     )
     with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.create_index("ix_executions_next_wake_at", ["next_wake_at"], unique=False)
         batch_op.create_index("ix_executions_not_before", ["not_before"], unique=False)
         batch_op.create_index("ix_executions_owner", ["owner"], unique=False)
         batch_op.create_index(
@@ -423,6 +426,14 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("branch", sa.String(length=200), nullable=True),
+        sa.Column(
+            "taken_edges",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("seq", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("superseded", sa.Boolean(), nullable=False),
         sa.Column("ready_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("started_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("completed_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
@@ -438,13 +449,16 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "execution_id",
             "node_id",
+            "kind",
             "generation",
             "attempt",
-            name=op.f("uq_node_runs_execution_id_node_id_generation_attempt"),
+            name=op.f("uq_node_runs_execution_id_node_id_kind_generation_attempt"),
         ),
     )
     with op.batch_alter_table("node_runs", schema=None) as batch_op:
-        batch_op.create_index("ix_node_runs_status_ready_at", ["status", "ready_at"], unique=False)
+        batch_op.create_index(
+            "ix_node_runs_execution_id_status", ["execution_id", "status"], unique=False
+        )
 
     op.create_table(
         "waits",
@@ -460,6 +474,11 @@ def upgrade() -> None:
             "data",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
+        ),
+        sa.Column(
+            "resolution",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
         ),
         sa.Column("created_at", server.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
@@ -514,7 +533,7 @@ def downgrade() -> None:
 
     op.drop_table("waits")
     with op.batch_alter_table("node_runs", schema=None) as batch_op:
-        batch_op.drop_index("ix_node_runs_status_ready_at")
+        batch_op.drop_index("ix_node_runs_execution_id_status")
 
     op.drop_table("node_runs")
     with op.batch_alter_table("human_tasks", schema=None) as batch_op:
@@ -534,6 +553,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_executions_parent_execution_id")
         batch_op.drop_index("ix_executions_owner")
         batch_op.drop_index("ix_executions_not_before")
+        batch_op.drop_index("ix_executions_next_wake_at")
 
     op.drop_table("executions")
     with op.batch_alter_table("workflow_versions", schema=None) as batch_op:

@@ -1,0 +1,98 @@
+"""What a processor gets when its node runs, and what it answers.
+
+The engine owns the lifecycle (persisting, routing, retrying, timing out); a processor
+implements one hook, ``run``, and answers with an outcome:
+
+* :class:`Completed` — an output dict, optionally a branch label (for types that route
+  by label, such as ``decision``) and the ``next_node`` of a matched rule;
+* :class:`Waiting` — until a time, a human decision or a callback; the engine stores the
+  wait as data and calls ``resume`` when it is resolved (or due);
+* :class:`Failed` — an error message a person can act on, retryable or not.
+
+A processor never blocks the event loop and never imports the engine, the store or the
+API: everything it may use arrives in :class:`NodeContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+WaitKind = Literal["timer", "human_task", "callback"]
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    output: Mapping[str, Any]
+    branch: str | None = None
+    next_node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Park the node; ``until`` is when a timer fires (``None``: an outside event)."""
+
+    kind: WaitKind
+    until: datetime | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: str
+    retryable: bool = True
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+Outcome = Completed | Waiting | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class WaitResolution:
+    """Why a waiting node is being resumed: its timer is due, or the outside answered."""
+
+    kind: WaitKind
+    created_at: datetime
+    due_at: datetime | None
+    resolved_at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+    wait_data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeView:
+    """An outgoing edge of the running node, as processors may see it."""
+
+    id: str
+    to_node: str
+    condition: str | None
+    on_error: bool
+
+
+Evaluate = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """Everything a running node may use; built by the engine for each attempt.
+
+    ``idempotency_key`` is ``<execution_id>:<node_id>`` for every attempt and every
+    re-run after a crash (``:r<n>`` only after a deliberate rerun), so a peer can
+    deduplicate. ``evaluate(text, extra_names=None, extra_functions=None)`` evaluates an
+    expression against ``scope`` off the event loop, within the configured limits.
+    """
+
+    execution_id: str
+    workflow_id: str
+    node_id: str
+    node_name: str
+    attempt: int
+    idempotency_key: str
+    scope: Mapping[str, Any]
+    outgoing_edges: Sequence[EdgeView]
+    evaluate: Evaluate
+    log: Callable[[str], None]
+    now: Callable[[], datetime]
+    services: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,756 @@
+"""Drives one leased execution: runs its ready nodes, records each result, routes on it.
+
+The database is the source of truth; a runner is a cache of one execution while this
+process holds its lease. It is built by replaying the stored results (``_rebuild``), so a
+runner made after a crash, a retry or a rerun is the same as one that never stopped.
+
+Every result is recorded before anything is routed on it: the node's run, the events,
+the runs it made ready and the execution's new state are one transaction (``Ops``),
+committed through the journal while the runner's lock is held, so an execution's
+transitions happen one at a time and in order. When only waits remain (a timer, a
+person, a callback, a retry back-off), the runner hands the lease back with the time it
+must be woken, and the execution costs a row, not a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from collections.abc import Coroutine, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from processors.base import Processor
+from processors.runtime import (
+    Completed,
+    EdgeView,
+    Failed,
+    NodeContext,
+    Outcome,
+    WaitResolution,
+    Waiting,
+)
+from server.definitions.model import Definition, Node
+from server.durations import format_duration
+from server.engine.ops import Ops
+from server.engine.records import RUN_FINISHED, TERMINAL, Run, Wait
+from server.engine.retry import delay_after, policy_for
+from server.engine.routing import Advance, Routing
+from server.engine.scope import Scope
+from server.errors import ExpressionError, FlowyardError, InvalidInput, InvalidTransition, Problem
+from server.expressions import render
+from server.store import runs as store
+from server.store.models import new_id, utcnow
+
+if TYPE_CHECKING:
+    from server.engine.engine import Engine
+
+log = logging.getLogger("flowyard.engine")
+
+#: An execution whose next timer or retry is at most this far away stays in memory.
+LINGER = timedelta(seconds=2)
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+ACTIVE_RUN = frozenset({"ready", "running", "waiting"})
+
+
+class Runner:
+    def __init__(
+        self,
+        engine: Engine,
+        row: Mapping[str, Any],
+        runs: Sequence[Mapping[str, Any]],
+        waits: Sequence[Mapping[str, Any]],
+        definition: Definition,
+        generations: Mapping[str, int],
+    ) -> None:
+        self.engine = engine
+        self.id: str = row["id"]
+        self.definition = definition
+        self.nodes = {node.id: node for node in definition.nodes}
+        self.status: str = row["status"]
+        self.priority: int = row["priority"]
+        self.row = dict(row)
+        self.errors: list[dict[str, Any]] = list(row["errors"] or [])
+        self.lock = asyncio.Lock()
+        self.tasks: dict[str, asyncio.Future[Outcome]] = {}
+        self.queued: set[str] = set()
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.deadline_timer: asyncio.TimerHandle | None = None
+        self.generations = dict(generations)
+        self.finished = asyncio.Event()
+        self.released = False
+        self.poked = False
+        self._rebuild(runs, waits)
+
+    # --- state ----------------------------------------------------------------------
+
+    def _rebuild(
+        self, run_rows: Sequence[Mapping[str, Any]], wait_rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self.routing = Routing(self.definition.graph)
+        self.scope = Scope(
+            self.definition,
+            self.row["input"] or {},
+            self.row["overrides"] or {},
+            {
+                "id": self.id,
+                "workflow_id": self.row["workflow_id"],
+                "workflow_version": self.row["workflow_version"],
+                "started_at": _iso(self.row["started_at"]),
+                "owner": self.row["owner"],
+            },
+        )
+        self.runs: dict[str, Run] = {}
+        for raw in run_rows:
+            run = Run.from_row(raw)
+            if run.kind != "node":
+                continue
+            current = self.runs.get(run.node_id)
+            if current is None or (run.generation, run.attempt) >= (
+                current.generation,
+                current.attempt,
+            ):
+                self.runs[run.node_id] = run
+        self.routing.start()
+        finished = sorted(
+            (r for r in self.runs.values() if r.seq is not None), key=lambda r: r.seq or 0
+        )
+        for run in finished:
+            if run.status in ("completed", "skipped"):
+                self.scope.merge(run.node_id, run.output or {}, status=run.status,
+                                 started_at=run.started_at, completed_at=run.completed_at,
+                                 attempts=run.attempt)  # fmt: skip
+            self.routing.resolve(run.node_id, run.taken_edges or [])
+        self.seq = max((r.seq or 0 for r in self.runs.values()), default=0)
+        self.waits = {w["node_id"]: Wait.from_row(w) for w in wait_rows}
+
+    def _missing_runs(self, ops: Ops) -> None:
+        """Create ready runs for activated nodes that have no live run (after a rerun)."""
+        for node_id in self.routing.activated:
+            if node_id not in self.runs and node_id not in self.routing.skipped:
+                self._new_run(node_id, ops)
+
+    def _new_run(self, node_id: str, ops: Ops, *, ready_at: datetime | None = None) -> Run:
+        previous = self.generations.get(node_id)
+        generation = 0 if previous is None else previous + 1
+        self.generations[node_id] = generation
+        run = Run(new_id(), node_id, generation, 1, "ready", ready_at=ready_at or utcnow())
+        self.runs[node_id] = run
+        ops.run_insert(run.row(self.id))
+        return run
+
+    def idempotency_key(self, run: Run) -> str:
+        base = f"{self.id}:{run.node_id}"
+        return f"{base}:r{run.generation}" if run.generation else base
+
+    # --- dispatching ----------------------------------------------------------------
+
+    def start(self) -> None:
+        deadline = self.row.get("deadline_at")
+        if deadline is not None and self.status not in TERMINAL:
+            delay = max((deadline - utcnow()).total_seconds(), 0)
+            self.deadline_timer = asyncio.get_running_loop().call_later(
+                delay, lambda: self.engine.spawn(self._on_deadline())
+            )
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Hand ready nodes (and due waits) to the worker pool; release when idle."""
+        if self.released:
+            return
+        if self.status == "running":
+            now = utcnow()
+            limit = self.definition.config.concurrency or len(self.nodes) or 1
+            for node_id, run in self.runs.items():
+                if node_id in self.tasks or node_id in self.queued:
+                    continue
+                due = self._due(run, now)
+                if due is None:
+                    continue
+                if due > now:
+                    self._remind(node_id, due)
+                    continue
+                if len(self.tasks) + len(self.queued) >= limit:
+                    break
+                self.queued.add(node_id)
+                self.engine.enqueue(self, node_id)
+        if not self.tasks and not self.queued:
+            self.engine.spawn(self._settle())
+
+    def _due(self, run: Run, now: datetime) -> datetime | None:
+        """When ``run`` can next make progress (``None``: not by itself)."""
+        if run.status == "ready":
+            return run.ready_at or now
+        if run.status == "running":
+            return now  # left running by a crash or a lost lease: run it again
+        if run.status == "waiting":
+            wait = self.waits.get(run.node_id)
+            if wait is None or wait.resolution is not None:
+                return now
+            return wait.due_at
+        return None
+
+    def _remind(self, node_id: str, when: datetime) -> None:
+        if node_id in self.timers or when - utcnow() > LINGER:
+            return
+        delay = max((when - utcnow()).total_seconds(), 0)
+
+        def fire() -> None:
+            self.timers.pop(node_id, None)
+            self.dispatch()
+
+        self.timers[node_id] = asyncio.get_running_loop().call_later(delay, fire)
+
+    async def _settle(self) -> None:
+        """Nothing is running: finish the execution, or release it while it waits."""
+        async with self.lock:
+            if self.released or self.tasks or self.queued:
+                return
+            if self.status == "running" and not any(
+                r.status in ACTIVE_RUN for r in self.runs.values()
+            ):
+                ops = Ops(self.id)
+                await self._complete_execution(ops)
+                await self.engine.journal.run(ops.apply)
+            if self.status == "running" and self._has_due_work():
+                self.engine.spawn(self._redispatch())
+                return
+            await self.engine.release(self, self._next_wake())
+
+    async def _redispatch(self) -> None:
+        self.dispatch()
+
+    def _has_due_work(self) -> bool:
+        now = utcnow()
+        for run in self.runs.values():
+            due = self._due(run, now)
+            if due is not None and due - now <= LINGER:
+                return True
+        return False
+
+    def _next_wake(self) -> datetime | None:
+        if self.status in TERMINAL:
+            return None
+        times = []
+        if self.status == "running":
+            now = utcnow()
+            times = [due for run in self.runs.values() if (due := self._due(run, now)) is not None]
+        if self.row.get("deadline_at") is not None:
+            times.append(self.row["deadline_at"])
+        return min(times) if times else None
+
+    # --- running a node --------------------------------------------------------------
+
+    async def execute(self, node_id: str) -> None:
+        """Called by a worker: run (or resume) one node and record its outcome."""
+        self.queued.discard(node_id)
+        run = self.runs.get(node_id)
+        try:
+            if self.status != "running" or run is None or self.released:
+                return
+            if run.status == "waiting":
+                await self._resume(self.nodes[node_id], run)
+            elif run.status in ("ready", "running"):
+                await self._run(self.nodes[node_id], run)
+        finally:
+            self.dispatch()
+
+    async def _run(self, node: Node, run: Run) -> None:
+        processor = self.engine.processors.get(node.type)
+        run.status, run.started_at = "running", utcnow()
+        self.engine.journal.submit(_mark_started(self.id, run))
+        config = self._render(node, processor)
+        if isinstance(config, Failed):
+            outcome: Outcome | None = config
+        else:
+            run.input = config
+            ctx = self._context(node, run)
+            outcome = await self._invoke(node.id, processor.run(config, ctx), node.timeout)
+        await self._record(node, run, outcome)
+
+    async def _resume(self, node: Node, run: Run) -> None:
+        processor = self.engine.processors.get(node.type)
+        wait = self.waits.get(node.id)
+        now = utcnow()
+        resolution = WaitResolution(
+            kind=wait.kind if wait else "timer",  # type: ignore[arg-type]
+            created_at=wait.created_at if wait else (run.started_at or now),
+            due_at=wait.due_at if wait else None,
+            resolved_at=now,
+            data=dict(wait.resolution or {}) if wait else {},
+            wait_data=dict(wait.data) if wait else {},
+        )
+        ctx = self._context(node, run)
+        outcome = await self._invoke(
+            node.id, processor.resume(run.input or {}, ctx, resolution), None
+        )
+        await self._record(node, run, outcome)
+
+    def _render(self, node: Node, processor: Processor) -> dict[str, Any] | Failed:
+        keep = processor.unrendered_keys
+        view = self.scope.view()
+        try:
+            return {
+                key: value if key in keep else render(value, view)
+                for key, value in node.config.items()
+            }
+        except ExpressionError as error:
+            return Failed(f"config template: {error.message}", retryable=False)
+
+    def _context(self, node: Node, run: Run) -> NodeContext:
+        outgoing = [
+            EdgeView(e.id, e.to_node, e.condition, e.on_error)
+            for e in self.routing.outgoing[node.id]
+        ]
+        scope = self.scope.view()
+        return NodeContext(
+            execution_id=self.id,
+            workflow_id=self.definition.id,
+            node_id=node.id,
+            node_name=node.name,
+            attempt=run.attempt,
+            idempotency_key=self.idempotency_key(run),
+            scope=scope,
+            outgoing_edges=outgoing,
+            evaluate=self.engine.evaluator(scope),
+            log=run.logs.append,
+            now=utcnow,
+            services=self.engine.services,
+        )
+
+    async def _invoke(
+        self, node_id: str, work: Coroutine[Any, Any, Outcome], timeout: float | None
+    ) -> Outcome | None:
+        """Run a processor hook; ``None`` when the node was cancelled by a control action."""
+        future: asyncio.Future[Outcome] = asyncio.ensure_future(work)
+        self.tasks[node_id] = future
+        try:
+            if timeout:
+                return await asyncio.wait_for(future, timeout)
+            return await future
+        except TimeoutError:
+            return Failed(
+                f"the node timed out after {format_duration(timeout or 0)}", retryable=True
+            )
+        except asyncio.CancelledError:
+            if future.cancelled() and not _current_task_cancelling():
+                return None
+            raise
+        except FlowyardError as error:
+            return Failed(error.message, retryable=False)
+        except Exception as error:  # noqa: BLE001 - a processor bug must not stop the engine
+            log.warning("processor raised", extra={"action": "node.raised", "execution_id": self.id,
+                                                   "node_id": node_id, "error_type": type(error).__name__})  # fmt: skip
+            return Failed(f"{type(error).__name__}: {error}", retryable=True)
+        finally:
+            self.tasks.pop(node_id, None)
+
+    # --- recording outcomes -------------------------------------------------------------
+
+    async def _record(self, node: Node, run: Run, outcome: Outcome | None) -> None:
+        async with self.lock:
+            if outcome is None or self.released or self.runs.get(node.id) is not run:
+                return  # cancelled, or superseded by a control action meanwhile
+            if self.status not in ("running", "suspended"):
+                return
+            ops = Ops(self.id)
+            if isinstance(outcome, Completed):
+                await self._completed(node, run, outcome, ops)
+            elif isinstance(outcome, Waiting):
+                self._waiting(node, run, outcome, ops)
+            else:
+                await self._failed(node, run, outcome, ops)
+            ops.execution(current_node=node.id)
+            await self.engine.journal.run(ops.apply)
+
+    async def _completed(
+        self, node: Node, run: Run, outcome: Completed, ops: Ops, *, status: str = "completed"
+    ) -> None:
+        output = dict(outcome.output)
+        taken = await self._choose_edges(node, outcome, output)
+        if isinstance(taken, Failed):
+            await self._failed(node, run, taken, ops)
+            return
+        now = utcnow()
+        self.seq += 1
+        run.status, run.output, run.branch = status, output, outcome.branch
+        run.taken_edges, run.seq, run.completed_at = taken, self.seq, now
+        self._resolve_wait(node.id, ops, now)
+        ops.run_update(run.row(self.id))
+        ops.event(f"node.{status}", node.id, {"attempt": run.attempt, "branch": outcome.branch,
+                                              "duration_ms": _duration_ms(run)})  # fmt: skip
+        self.scope.merge(node.id, output, status=status, started_at=run.started_at,
+                         completed_at=now, attempts=run.attempt)  # fmt: skip
+        self._advance(self.routing.resolve(node.id, taken), ops)
+
+    async def _choose_edges(
+        self, node: Node, outcome: Completed, output: dict[str, Any]
+    ) -> list[str] | Failed:
+        normal = [e for e in self.routing.outgoing[node.id] if not e.on_error]
+        processor = self.engine.processors.get(node.type)
+        if processor.routes_by_label:
+            taken = [e.id for e in normal if (e.condition is not None and e.condition == outcome.branch)
+                     or (outcome.next_node is not None and e.to_node == outcome.next_node)]  # fmt: skip
+            return taken or [e.id for e in normal if e.condition is None]
+        view = self.scope.view()
+        if node.output_key:
+            view[node.output_key] = output
+        else:
+            view.update(output)
+        view["nodes"] = {**view["nodes"], node.id: {"output": output, "status": "completed"}}
+        taken = []
+        for edge in normal:
+            condition = edge.condition
+            if condition is None or (outcome.branch is not None and condition == outcome.branch):
+                taken.append(edge.id)
+                continue
+            if (
+                outcome.branch is not None
+                and IDENTIFIER.fullmatch(condition)
+                and condition not in view
+            ):
+                continue  # another branch label of this node
+            try:
+                if await self.engine.evaluate(condition, view):
+                    taken.append(edge.id)
+            except ExpressionError as error:
+                return Failed(f"condition of edge {edge.id!r}: {error.message}", retryable=False)
+        return taken
+
+    def _waiting(self, node: Node, run: Run, outcome: Waiting, ops: Ops) -> None:
+        now = utcnow()
+        run.status = "waiting"
+        wait = Wait(new_id(), node.id, run.id, outcome.kind, outcome.until, now, dict(outcome.data))
+        self.waits[node.id] = wait
+        ops.run_update(run.row(self.id))
+        ops.wait_insert({"id": wait.id, "execution_id": self.id, "node_id": node.id,
+                         "node_run_id": run.id, "kind": wait.kind, "due_at": wait.due_at,
+                         "data": wait.data, "created_at": now})  # fmt: skip
+        ops.event("node.waiting", node.id, {"kind": wait.kind, "until": _iso(wait.due_at)})
+
+    async def _failed(self, node: Node, run: Run, outcome: Failed, ops: Ops) -> None:
+        now = utcnow()
+        run.status, run.completed_at = "failed", now
+        run.error = {"message": outcome.error, **dict(outcome.details)}
+        self._resolve_wait(node.id, ops, now)
+        policy = policy_for(node, self.definition.config)
+        if outcome.retryable and run.attempt < policy.max_attempts and self.status == "running":
+            ops.run_update(run.row(self.id))
+            delay = delay_after(policy, run.attempt, self.engine.random)
+            retry = Run(new_id(), node.id, run.generation, run.attempt + 1, "ready",
+                        ready_at=now + timedelta(seconds=delay))  # fmt: skip
+            self.runs[node.id] = retry
+            ops.run_insert(retry.row(self.id))
+            ops.event("node.retry_scheduled", node.id, {"attempt": run.attempt, "error": outcome.error,
+                                                        "delay_seconds": round(delay, 3)})  # fmt: skip
+            return
+        self.seq += 1
+        run.seq = self.seq
+        handlers = [e for e in self.routing.outgoing[node.id] if e.on_error]
+        view = self.scope.view({"error": outcome.error})
+        taken = []
+        for edge in handlers:
+            try:
+                if edge.condition is None or await self.engine.evaluate(edge.condition, view):
+                    taken.append(edge.id)
+            except ExpressionError:
+                continue
+        run.taken_edges = taken
+        ops.run_update(run.row(self.id))
+        ops.event("node.failed", node.id, {"attempt": run.attempt, "error": outcome.error,
+                                           "routed": bool(taken)})  # fmt: skip
+        if taken:
+            self._advance(self.routing.resolve(node.id, taken), ops)
+            return
+        handling = self.definition.config.error_handling
+        if handling.on_failure == "continue":
+            self.errors.append({"node_id": node.id, "error": outcome.error, "at": now.isoformat()})
+            ops.execution(errors=list(self.errors))
+            self._advance(self.routing.resolve(node.id, []), ops)
+            if handling.max_errors is not None and len(self.errors) >= handling.max_errors:
+                message = (
+                    f"{len(self.errors)} node failures reached max_errors ({handling.max_errors})"
+                )
+                await self._fail_execution(ops, message, node.id, reason="max_errors")
+            return
+        await self._fail_execution(ops, outcome.error, node.id, reason="node_failed")
+
+    def _advance(self, advance: Advance, ops: Ops) -> None:
+        for node_id in advance.skipped:
+            ops.event("node.skipped", node_id, {"reason": "not on a taken path"})
+        for node_id in advance.ready:
+            self._new_run(node_id, ops)
+
+    def _resolve_wait(self, node_id: str, ops: Ops, at: datetime) -> None:
+        wait = self.waits.pop(node_id, None)
+        if wait is not None:
+            ops.waits_resolved([wait.id], at)
+
+    # --- ending -------------------------------------------------------------------------
+
+    async def _complete_execution(self, ops: Ops) -> None:
+        try:
+            output = (
+                render(dict(self.definition.output), self.scope.view())
+                if self.definition.output
+                else self.scope.public_variables()
+            )
+        except ExpressionError as error:
+            await self._fail_execution(
+                ops, f"output mapping: {error.message}", None, reason="output"
+            )
+            return
+        self.status = "completed"
+        now = utcnow()
+        ops.execution(status="completed", output=output, completed_at=now, errors=list(self.errors))
+        ops.event("execution.completed", None, {"errors": len(self.errors)})
+
+    async def _fail_execution(
+        self, ops: Ops, message: str, node_id: str | None, *, reason: str
+    ) -> None:
+        self.status = "failed"
+        now = utcnow()
+        self._stop_work(ops, now)
+        if self.definition.config.error_handling.rollback:
+            await self._compensate(ops)
+        error = {"message": message, "node_id": node_id, "reason": reason}
+        ops.execution(status="failed", error=error, errors=list(self.errors), completed_at=now)
+        ops.event("execution.failed", node_id, error)
+
+    def _stop_work(self, ops: Ops, now: datetime, *, actor: str | None = None) -> None:
+        """Cancel running nodes, abandon waits, mark unfinished runs cancelled."""
+        current = asyncio.current_task()
+        for node_id, future in list(self.tasks.items()):
+            if future is not current:
+                future.cancel()
+            self.tasks.pop(node_id, None)
+        for run in self.runs.values():
+            if run.status in ACTIVE_RUN:
+                run.status, run.completed_at = "cancelled", now
+                ops.run_update(run.row(self.id))
+                ops.event("node.cancelled", run.node_id, {}, actor=actor)
+        if self.waits:
+            ops.waits_resolved([w.id for w in self.waits.values()], now)
+            self.waits.clear()
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+
+    async def _compensate(self, ops: Ops) -> None:
+        """Saga rollback: each completed node's ``compensate``, newest completion first."""
+        done = sorted((r for r in self.runs.values() if r.status == "completed" and r.seq),
+                      key=lambda r: r.seq or 0, reverse=True)  # fmt: skip
+        for run in done:
+            step = self.nodes[run.node_id].compensate
+            if step is None:
+                continue
+            processor = self.engine.processors.get(step.type)
+            view = self.scope.view({"output": run.output or {}})
+            record = Run(new_id(), run.node_id, run.generation, 1, "running", kind="compensation",
+                         started_at=utcnow())  # fmt: skip
+            try:
+                config = {k: v if k in processor.unrendered_keys else render(v, view)
+                          for k, v in step.config.items()}  # fmt: skip
+            except ExpressionError as error:
+                outcome: Outcome | None = Failed(
+                    f"config template: {error.message}", retryable=False
+                )
+            else:
+                record.input = config
+                ctx = self._context(self.nodes[run.node_id], record)
+                outcome = await self._invoke(
+                    f"{run.node_id}#compensate", processor.run(config, ctx), step.timeout
+                )
+            record.completed_at = utcnow()
+            if isinstance(outcome, Completed):
+                record.status, record.output = "completed", dict(outcome.output)
+                ops.event("node.compensated", run.node_id, {})
+            else:
+                message = (
+                    outcome.error
+                    if isinstance(outcome, Failed)
+                    else "a compensation step cannot wait"
+                )
+                record.status, record.error = "failed", {"message": message}
+                self.errors.append({"node_id": run.node_id, "error": f"compensation failed: {message}",
+                                    "at": record.completed_at.isoformat()})  # fmt: skip
+                ops.event("node.compensation_failed", run.node_id, {"error": message})
+            ops.run_insert(record.row(self.id))
+
+    async def _on_deadline(self) -> None:
+        async with self.lock:
+            if self.released or self.status not in ("running", "suspended"):
+                return
+            ops = Ops(self.id)
+            limit = format_duration(
+                (
+                    self.row["deadline_at"] - (self.row["started_at"] or self.row["created_at"])
+                ).total_seconds()
+            )
+            await self._fail_execution(
+                ops, f"the execution timed out after {limit}", None, reason="timeout"
+            )
+            await self.engine.journal.run(ops.apply)
+        self.dispatch()
+
+    # --- control actions (SPEC §5) ---------------------------------------------------------
+
+    async def control(self, action: str, actor: str | None, **options: Any) -> None:
+        async with self.lock:
+            ops = Ops(self.id)
+            result = getattr(self, f"_control_{action}")(ops, actor, **options)
+            if inspect.isawaitable(result):
+                await result
+            await self.engine.journal.run(ops.apply)
+        self.dispatch()
+
+    def _require(self, action: str, allowed: set[str]) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(
+                f"cannot {action} execution {self.id}: it is {self.status}; "
+                f"{action} needs {' or '.join(sorted(allowed))}"
+            )
+
+    def _control_cancel(self, ops: Ops, actor: str | None) -> None:
+        self._require("cancel", {"pending", "running", "suspended"})
+        now = utcnow()
+        self.status = "cancelled"
+        self._stop_work(ops, now, actor=actor)
+        ops.execution(status="cancelled", completed_at=now, next_wake_at=None)
+        ops.event("execution.cancelled", None, {}, actor=actor)
+
+    def _control_suspend(self, ops: Ops, actor: str | None) -> None:
+        self._require("suspend", {"pending", "running"})
+        self.status = "suspended"
+        ops.execution(status="suspended")
+        ops.event("execution.suspended", None, {}, actor=actor)
+
+    def _control_resume(self, ops: Ops, actor: str | None) -> None:
+        self._require("resume", {"suspended"})
+        self.status = "running"
+        ops.execution(status="running")
+        ops.event("execution.resumed", None, {}, actor=actor)
+
+    def _control_retry(self, ops: Ops, actor: str | None) -> None:
+        self._require("retry", {"failed", "cancelled"})
+        retried = self._revive(ops, {"failed", "cancelled"})
+        self.status = "running"
+        ops.execution(status="running", error=None, completed_at=None)
+        ops.event("execution.retried", None, {"nodes": retried}, actor=actor)
+
+    def _revive(self, ops: Ops, statuses: set[str]) -> list[str]:
+        """Give every run in ``statuses`` a fresh attempt (same idempotency key); completed
+        outputs stay. A revived node runs once more; automatic retries continue only while
+        its retry policy has attempts left."""
+        revived = []
+        for node_id, run in list(self.runs.items()):
+            if run.status in statuses:
+                revived.append(node_id)
+                ops.supersede([run.id])
+                fresh = Run(
+                    new_id(), node_id, run.generation, run.attempt + 1, "ready", ready_at=utcnow()
+                )
+                self.runs[node_id] = fresh
+                ops.run_insert(fresh.row(self.id))
+        self._replay_from_runs()
+        return revived
+
+    def _control_rerun(
+        self,
+        ops: Ops,
+        actor: str | None,
+        node_id: str,
+        input_patch: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._require("rerun", {"completed", "failed", "cancelled", "suspended"})
+        if node_id not in self.nodes:
+            raise InvalidInput(f"no node {node_id!r} in this workflow",
+                               details=[Problem("/node_id", f"known: {', '.join(self.nodes)}")])  # fmt: skip
+        reset = self.routing.downstream(node_id)
+        ops.supersede([self.runs[n].id for n in reset if n in self.runs])
+        for node in reset:
+            self.runs.pop(node, None)
+        if input_patch:
+            self.row["overrides"] = {**(self.row["overrides"] or {}), **input_patch}
+            ops.execution(overrides=self.row["overrides"])
+        self._replay_from_runs()
+        self.status = "running"
+        self._missing_runs(ops)
+        ops.execution(status="running", error=None, completed_at=None, output=None)
+        ops.event(
+            "execution.rerun",
+            node_id,
+            {"reset": reset, "input_patch": dict(input_patch or {})},
+            actor=actor,
+        )
+
+    async def _control_skip(
+        self, ops: Ops, actor: str | None, node_id: str, output: Mapping[str, Any]
+    ) -> None:
+        run = self.runs.get(node_id)
+        if run is None or run.status not in ("failed", "waiting"):
+            state = run.status if run else "not reached"
+            raise InvalidTransition(
+                f"cannot skip node {node_id!r}: it is {state}; only a failed or waiting node can be skipped"
+            )
+        if self.status == "failed" and run.status == "failed":
+            # Undo the failure this node caused: carry on from it, and give the nodes that
+            # were cancelled when the execution failed another attempt.
+            self.status = "running"
+            self._revive(ops, {"cancelled"})
+            ops.execution(status="running", error=None, completed_at=None)
+        self._require("skip", {"running", "suspended"})
+        if run.seq is not None:
+            self._unresolve(node_id)
+        ops.event("node.skipped_by_user", node_id, {"output": dict(output)}, actor=actor)
+        branch = output.get("decision") if isinstance(output.get("decision"), str) else None
+        await self._completed(
+            self.nodes[node_id], run, Completed(output, branch=branch), ops, status="skipped"
+        )
+
+    def _unresolve(self, node_id: str) -> None:
+        """Take back a final failure's routing (its edges become unresolved again)."""
+        run = self.runs[node_id]
+        run.seq, run.taken_edges = None, None
+        self._replay_from_runs()
+
+    def _replay_from_runs(self) -> None:
+        rows = [r.row(self.id) for r in self.runs.values()]
+        self._rebuild(rows, [self._wait_row(w) for w in self.waits.values()])
+
+    def _wait_row(self, wait: Wait) -> dict[str, Any]:
+        return {"id": wait.id, "node_id": wait.node_id, "node_run_id": wait.node_run_id, "kind": wait.kind,
+                "due_at": wait.due_at, "created_at": wait.created_at, "data": wait.data,
+                "resolution": wait.resolution}  # fmt: skip
+
+
+def _mark_started(execution_id: str, run: Run) -> Any:
+    values = {"status": "running", "started_at": run.started_at}
+    event = {"execution_id": execution_id, "node_id": run.node_id, "type": "node.started", "actor": None,
+             "data": {"attempt": run.attempt}, "at": run.started_at}  # fmt: skip
+
+    def work(connection: Any) -> None:
+        store.update_run(connection, run.id, values)
+        store.insert_events(connection, [event])
+
+    return work
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return bool(task and task.cancelling())
+
+
+def _duration_ms(run: Run) -> int | None:
+    if run.started_at and run.completed_at:
+        return int((run.completed_at - run.started_at).total_seconds() * 1000)
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+__all__ = ["RUN_FINISHED", "Runner"]

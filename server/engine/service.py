@@ -1,0 +1,250 @@
+"""Starting and controlling executions: what the API and the CLI call.
+
+Every change to an execution goes through the process that holds its lease: a control
+action on an execution this process is not driving first takes its lease (loading it
+into a runner), so control actions and node results of one execution never interleave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from server.config import Settings
+from server.durations import parse_duration
+from server.engine.engine import LEASE, Engine
+from server.engine.ops import Ops
+from server.engine.records import Run
+from server.engine.routing import Routing
+from server.engine.runner import Runner
+from server.engine.scope import check_input
+from server.errors import Conflict, InvalidInput, NotFound, Problem
+from server.registry.service import WorkflowRegistry
+from server.store import runs as store
+from server.store.models import new_id, utcnow
+
+PRIORITIES = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+PRIORITY_NAMES = {value: name for name, value in PRIORITIES.items()}
+CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "rerun", "skip")
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    input: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None
+    priority: str | None = None
+    owner: str | None = None
+    triggered_by: str | None = None
+    parent_execution: str | None = None
+    parent_node: str | None = None
+    delay: float = 0.0
+    start_at: datetime | None = None
+    idempotency_key: str | None = None
+    restarted_from: str | None = None
+
+
+class ExecutionService:
+    def __init__(self, registry: WorkflowRegistry, engine: Engine, settings: Settings) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.default_timeout = parse_duration(settings.server.execution_timeout)
+
+    async def start(
+        self, workflow_id: str, options: StartOptions, *, actor: str | None = None
+    ) -> tuple[str, bool]:
+        """Start (or, with a known idempotency key, find) an execution; (id, created)."""
+        journal = self.engine.journal
+        key = options.idempotency_key
+        if key:
+            existing = await journal.run(lambda c: store.find_by_idempotency_key(c, key))
+            if existing:
+                return existing, False
+        pinned = await self.registry.pinned(workflow_id, options.version)
+        definition = self.engine.definition(pinned.version_pk, pinned.document)
+        problems = check_input(definition, options.input)
+        if problems:
+            raise InvalidInput(
+                "the input does not match the workflow's declared variables", details=problems
+            )
+        priority = PRIORITIES[options.priority or definition.config.priority]
+        now = utcnow()
+        begins = max(now + timedelta(seconds=options.delay), options.start_at or now)
+        delayed = begins > now
+        execution_id = new_id()
+        timeout = definition.config.timeout or self.default_timeout
+        runs = [
+            Run(new_id(), node_id, 0, 1, "ready", ready_at=begins).row(execution_id)
+            for node_id in Routing(definition.graph).start_nodes()
+        ]
+        row = {
+            "id": execution_id,
+            "workflow_id": pinned.workflow_id,
+            "workflow_version": pinned.version,
+            "definition_pk": pinned.version_pk,
+            "status": "pending" if delayed else "running",
+            "priority": priority,
+            "input": options.input,
+            "overrides": {},
+            "errors": [],
+            "context_metadata": {},
+            "owner": options.owner or actor,
+            "triggered_by": options.triggered_by or actor,
+            "parent_execution_id": options.parent_execution,
+            "parent_node_id": options.parent_node,
+            "restarted_from": options.restarted_from,
+            "idempotency_key": key,
+            "created_at": now,
+            "updated_at": now,
+            "not_before": begins if delayed else None,
+            "started_at": None if delayed else now,
+            "deadline_at": begins + timedelta(seconds=timeout),
+            "next_wake_at": begins if delayed else None,
+            "lease_owner": None if delayed else self.engine.worker_id,
+            "lease_until": None if delayed else now + LEASE,
+            "row_version": 0,
+        }
+        ops = Ops(execution_id)
+        ops.event("execution.created", None, {"workflow_version": pinned.version, "delay_until": begins.isoformat() if delayed else None,
+                                              "triggered_by": row["triggered_by"], "restarted_from": options.restarted_from}, actor=actor)  # fmt: skip
+        if not delayed:
+            ops.event("execution.started", None, {})
+
+        def insert(connection: Any) -> None:
+            store.insert_execution(connection, row)
+            store.insert_runs(connection, runs)
+            ops.apply(connection)
+
+        try:
+            await journal.run(insert)
+        except IntegrityError:
+            if key:
+                existing = await journal.run(lambda c: store.find_by_idempotency_key(c, key))
+                if existing:
+                    return existing, False
+            raise
+        if delayed:
+            self.engine.wake()
+        else:
+            await self.engine.adopt(execution_id)
+        return execution_id, True
+
+    async def control(
+        self, execution_id: str, action: str, *, actor: str | None = None, **options: Any
+    ) -> None:
+        """Apply a control action (SPEC §5) through the lease holder."""
+        if action not in CONTROL_ACTIONS:
+            raise InvalidInput(f"unknown action {action!r}; known: {', '.join(CONTROL_ACTIONS)}")
+        for _ in range(5):
+            runner = await self._lease(execution_id)
+            if runner.released:
+                continue  # it finished and let go between our lease and the action
+            await runner.control(action, actor, **options)
+            return
+        raise Conflict(f"execution {execution_id} is changing too fast; try again")
+
+    async def _lease(self, execution_id: str) -> Runner:
+        runner = self.engine.runners.get(execution_id)
+        if runner is not None:
+            return runner
+        now = utcnow()
+        worker = self.engine.worker_id
+        leased = await self.engine.journal.run(
+            lambda c: store.try_lease(c, execution_id, worker, now, now + LEASE)
+        )
+        if not leased:
+            exists = await self.engine.journal.run(
+                lambda c: store.load(c, execution_id) is not None
+            )
+            if not exists:
+                raise NotFound(f"no execution with id {execution_id!r}")
+            raise Conflict(
+                f"execution {execution_id} is being driven by another server process; try again shortly"
+            )
+        runner = await self.engine.adopt(execution_id)
+        if runner is None:  # pragma: no cover - the lease proved it exists
+            raise NotFound(f"no execution with id {execution_id!r}")
+        return runner
+
+    async def restart(
+        self, execution_id: str, *, version: str | None, actor: str | None = None
+    ) -> str:
+        """A new execution with the same input, linked to the old one.
+
+        ``version``: absent → the old execution's pinned version; ``"latest"`` → the
+        newest active version; anything else → that version.
+        """
+        found = await self.engine.journal.run(lambda c: store.load(c, execution_id))
+        if found is None:
+            raise NotFound(f"no execution with id {execution_id!r}")
+        row = found[0]
+        if version == "latest":
+            chosen: str | None = None
+        elif version is None:
+            chosen = row["workflow_version"]
+        else:
+            chosen = version
+        new_execution, _ = await self.start(
+            row["workflow_id"],
+            StartOptions(input=dict(row["input"] or {}), version=chosen, priority=PRIORITY_NAMES.get(row["priority"]),
+                         owner=row["owner"], triggered_by=f"restart:{execution_id}", restarted_from=execution_id),
+            actor=actor,
+        )  # fmt: skip
+        ops = Ops(execution_id)
+        ops.event("execution.restarted", None, {"new_execution_id": new_execution}, actor=actor)
+        await self.engine.journal.run(ops.apply)
+        return new_execution
+
+    async def wait(self, execution_id: str, timeout: float) -> None:
+        """Return once the execution is finished here or ``timeout`` passed (for CLIs/tests)."""
+        if execution_id in self.engine.runners:
+            await self.engine.wait_finished(execution_id, timeout)
+
+
+def check_start_body(body: dict[str, Any]) -> StartOptions:
+    """Parse the body of ``POST …/execute`` into options; every problem at once (422)."""
+    problems = []
+    allowed = {"input", "version", "priority", "owner", "triggered_by", "parent_execution", "delay",
+               "start_at", "idempotency_key"}  # fmt: skip
+    for name in sorted(set(body) - allowed):
+        problems.append(Problem(f"/{name}", f"unknown field; known: {', '.join(sorted(allowed))}"))
+    data = body.get("input", {})
+    if not isinstance(data, dict):
+        problems.append(Problem("/input", "must be a JSON object of variable values"))
+    priority = body.get("priority")
+    if priority is not None and priority not in PRIORITIES:
+        problems.append(Problem("/priority", f"one of: {', '.join(PRIORITIES)}"))
+    delay = body.get("delay", 0)
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, int | float)
+        or not 0 <= delay <= 366 * 86400
+    ):
+        problems.append(Problem("/delay", "a number of seconds between 0 and one year"))
+        delay = 0
+    start_at = None
+    if body.get("start_at") is not None:
+        try:
+            start_at = datetime.fromisoformat(str(body["start_at"]))
+            if start_at.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            problems.append(
+                Problem(
+                    "/start_at", "an ISO-8601 timestamp with a timezone, e.g. 2026-01-01T09:00:00Z"
+                )
+            )
+    texts = {}
+    for name in ("version", "owner", "triggered_by", "parent_execution", "idempotency_key"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > 255):
+            problems.append(Problem(f"/{name}", "must be text of at most 255 characters"))
+        else:
+            texts[name] = value
+    if problems:
+        raise InvalidInput("the start request is invalid", details=problems)
+    return StartOptions(
+        input=data, priority=priority, delay=float(delay), start_at=start_at, **texts
+    )

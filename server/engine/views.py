@@ -1,0 +1,153 @@
+"""The execution JSON of SPEC §5 (seed-compatible field names), built from stored rows.
+
+Reads only; the scope shown as ``context.variables`` is rebuilt from the stored node
+results the same way the runner builds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from server.definitions.model import parse_definition
+from server.engine.scope import Scope
+from server.engine.service import PRIORITY_NAMES
+from server.errors import NotFound
+from server.store import executions as store
+from server.store.database import Database
+from server.store.models import ExecutionEventRow, ExecutionRow, NodeRunRow, WaitRow, utcnow
+
+
+async def execution_json(database: Database, execution_id: str) -> dict[str, Any]:
+    async with database.reader() as session:
+        row = await store.get(session, execution_id)
+        if row is None:
+            raise NotFound(f"no execution with id {execution_id!r}")
+        runs = await store.node_runs(session, execution_id)
+        waits = await store.open_waits(session, execution_id)
+        document = await store.definition_document(session, row.definition_pk)
+    return _execution(row, runs, waits, document)
+
+
+def summary_json(row: ExecutionRow) -> dict[str, Any]:
+    """The short form used in lists."""
+    return {
+        "id": row.id,
+        "workflow_id": row.workflow_id,
+        "workflow_version": row.workflow_version,
+        "status": row.status,
+        "priority": PRIORITY_NAMES.get(row.priority, str(row.priority)),
+        "owner": row.owner,
+        "triggered_by": row.triggered_by,
+        "parent_execution": row.parent_execution_id,
+        "restarted_from": row.restarted_from,
+        "current_node": row.current_node,
+        "error": row.error,
+        "created_at": _iso(row.created_at),
+        "started_at": _iso(row.started_at),
+        "completed_at": _iso(row.completed_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def event_json(event: ExecutionEventRow) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "node_id": event.node_id,
+        "actor": event.actor,
+        "data": event.data,
+        "at": _iso(event.at),
+    }
+
+
+def _execution(
+    row: ExecutionRow,
+    runs: Sequence[NodeRunRow],
+    waits: Sequence[WaitRow],
+    document: dict[str, Any],
+) -> dict[str, Any]:
+    definition = parse_definition(document)
+    scope = Scope(definition, row.input or {}, row.overrides or {}, {"id": row.id})
+    current = [r for r in runs if not r.superseded and r.kind == "node"]
+    for run in sorted((r for r in current if r.seq is not None and r.status in ("completed", "skipped")),
+                      key=lambda r: r.seq or 0):  # fmt: skip
+        scope.merge(run.node_id, run.output or {}, status=run.status, started_at=run.started_at,
+                    completed_at=run.completed_at, attempts=run.attempt)  # fmt: skip
+    checkpoints = [
+        {"node_id": r.node_id, "seq": r.seq, "status": r.status, "at": _iso(r.completed_at)}
+        for r in sorted((r for r in current if r.seq is not None), key=lambda r: r.seq or 0)
+    ]
+    body = summary_json(row)
+    body.update(
+        input=row.input,
+        output=row.output,
+        errors=row.errors or [],
+        current_node=_current_node(row, current),
+        context={
+            "variables": scope.public_variables(),
+            "metadata": row.context_metadata or {},
+            "trace": [
+                {
+                    "node_id": r.node_id,
+                    "status": r.status,
+                    "attempt": r.attempt,
+                    "at": _iso(r.completed_at or r.started_at),
+                }
+                for r in runs
+            ],  # fmt: skip
+            "checkpoints": checkpoints,
+        },
+        executed_nodes=[_node_run(r) for r in runs],
+        waiting_on=_waiting_on(row, current, waits),
+    )
+    return body
+
+
+def _current_node(row: ExecutionRow, runs: Sequence[NodeRunRow]) -> str | None:
+    active = [r.node_id for r in runs if r.status in ("running", "waiting")]
+    return active[0] if active else row.current_node
+
+
+def _node_run(run: NodeRunRow) -> dict[str, Any]:
+    duration = None
+    if run.started_at and run.completed_at:
+        duration = round((run.completed_at - run.started_at).total_seconds(), 6)
+    return {
+        "node_id": run.node_id,
+        "status": run.status,
+        "kind": run.kind,
+        "attempt": run.attempt,
+        "generation": run.generation,
+        "superseded": run.superseded,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "branch": run.branch,
+        "started_at": _iso(run.started_at),
+        "completed_at": _iso(run.completed_at),
+        "duration": duration,
+        "retry_count": run.attempt - 1,
+        "logs": run.logs or [],
+    }
+
+
+def _waiting_on(
+    row: ExecutionRow, runs: Sequence[NodeRunRow], waits: Sequence[WaitRow]
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if row.status == "pending" and row.not_before:
+        items.append({"node_id": None, "kind": "delay", "until": _iso(row.not_before)})
+    for wait in waits:
+        items.append({"node_id": wait.node_id, "kind": wait.kind, "until": _iso(wait.due_at),
+                      "task_id": wait.task_id, "callback_url": (wait.data or {}).get("callback_url")})  # fmt: skip
+    now = utcnow()
+    for run in runs:
+        if run.status == "ready" and run.attempt > 1 and run.ready_at and run.ready_at > now:
+            items.append({"node_id": run.node_id, "kind": "retry", "until": _iso(run.ready_at)})
+    return items
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None

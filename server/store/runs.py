@@ -1,0 +1,211 @@
+"""SQL for the engine's hot path: executions, node runs, events and waits.
+
+Synchronous SQLAlchemy Core on the connection the engine's writer thread hands in
+(``server.engine.journal``). Functions compose inside that one transaction; none of them
+commits. Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes can
+share the work; on SQLite the writer's ``BEGIN IMMEDIATE`` serialises instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from server.store.models import (
+    ExecutionEventRow,
+    ExecutionRow,
+    NodeRunRow,
+    WaitRow,
+    WorkflowVersionRow,
+)
+
+executions = ExecutionRow.__table__
+node_runs = NodeRunRow.__table__
+events = ExecutionEventRow.__table__
+waits = WaitRow.__table__
+versions = WorkflowVersionRow.__table__
+
+ACTIVE = ("pending", "running")
+NOT_FINISHED = ("pending", "running", "suspended")
+
+
+def insert_execution(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(executions).values(**values))
+
+
+def find_by_idempotency_key(conn: Connection, key: str) -> str | None:
+    row = conn.execute(select(executions.c.id).where(executions.c.idempotency_key == key)).first()
+    return row[0] if row else None
+
+
+def insert_runs(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(node_runs), [dict(r) for r in rows])
+
+
+def update_run(conn: Connection, run_id: str, values: Mapping[str, Any]) -> None:
+    conn.execute(update(node_runs).where(node_runs.c.id == run_id).values(**values))
+
+
+def supersede_runs(conn: Connection, run_ids: Iterable[str]) -> None:
+    ids = list(run_ids)
+    if ids:
+        conn.execute(update(node_runs).where(node_runs.c.id.in_(ids)).values(superseded=True))
+
+
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(events), [dict(r) for r in rows])
+
+
+def update_execution(conn: Connection, execution_id: str, values: Mapping[str, Any]) -> None:
+    conn.execute(
+        update(executions)
+        .where(executions.c.id == execution_id)
+        .values(**values, row_version=executions.c.row_version + 1)
+    )
+
+
+def insert_wait(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(waits).values(**values))
+
+
+def resolve_waits(conn: Connection, wait_ids: Iterable[str], at: datetime) -> None:
+    ids = list(wait_ids)
+    if ids:
+        conn.execute(
+            update(waits)
+            .where(waits.c.id.in_(ids), waits.c.resolved_at.is_(None))
+            .values(resolved_at=at)
+        )
+
+
+def claim(
+    conn: Connection, worker: str, now: datetime, lease_until: datetime, limit: int
+) -> list[str]:
+    """Lease up to ``limit`` executions that need attention now; their ids."""
+    due = (
+        select(executions.c.id)
+        .where(
+            executions.c.status.in_(ACTIVE),
+            executions.c.next_wake_at <= now,
+            or_(executions.c.lease_owner.is_(None), executions.c.lease_until < now),
+        )
+        .order_by(executions.c.priority.desc(), executions.c.next_wake_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = [row[0] for row in conn.execute(due)]
+    if ids:
+        conn.execute(
+            update(executions)
+            .where(executions.c.id.in_(ids))
+            .values(lease_owner=worker, lease_until=lease_until, next_wake_at=None)
+        )
+    return ids
+
+
+def try_lease(
+    conn: Connection, execution_id: str, worker: str, now: datetime, until: datetime
+) -> bool:
+    """Lease one execution if nobody else holds it (for control actions)."""
+    result = conn.execute(
+        update(executions)
+        .where(
+            executions.c.id == execution_id,
+            or_(
+                executions.c.lease_owner.is_(None),
+                executions.c.lease_owner == worker,
+                executions.c.lease_until < now,
+            ),
+        )
+        .values(lease_owner=worker, lease_until=until)
+    )
+    return bool(result.rowcount)
+
+
+def release(
+    conn: Connection, execution_id: str, worker: str, next_wake_at: datetime | None
+) -> None:
+    conn.execute(
+        update(executions)
+        .where(executions.c.id == execution_id, executions.c.lease_owner == worker)
+        .values(lease_owner=None, lease_until=None, next_wake_at=next_wake_at)
+    )
+
+
+def renew(conn: Connection, worker: str, ids: Sequence[str], until: datetime) -> None:
+    if ids:
+        conn.execute(
+            update(executions)
+            .where(executions.c.id.in_(list(ids)), executions.c.lease_owner == worker)
+            .values(lease_until=until)
+        )
+
+
+def next_wake(conn: Connection) -> datetime | None:
+    value = conn.execute(
+        select(func.min(executions.c.next_wake_at)).where(executions.c.status.in_(ACTIVE))
+    ).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def recover(conn: Connection, now: datetime, *, all_leases: bool) -> int:
+    """After a restart: free leases (all of them when this is the only process, as on
+    SQLite), and put node runs that were running back to ready (at-least-once)."""
+    condition = executions.c.lease_owner.is_not(None)
+    if not all_leases:
+        condition = and_(condition, executions.c.lease_until < now)
+    stale = [row[0] for row in conn.execute(select(executions.c.id).where(condition))]
+    if stale:
+        conn.execute(
+            update(executions)
+            .where(executions.c.id.in_(stale))
+            .values(lease_owner=None, lease_until=None, next_wake_at=now)
+        )
+        conn.execute(
+            update(node_runs)
+            .where(node_runs.c.execution_id.in_(stale), node_runs.c.status == "running")
+            .values(status="ready", started_at=None)
+        )
+    return len(stale)
+
+
+def load(
+    conn: Connection, execution_id: str
+) -> tuple[RowMapping, list[RowMapping], list[RowMapping], dict[str, Any]] | None:
+    """An execution with its current node runs, open waits and pinned definition."""
+    row = conn.execute(select(executions).where(executions.c.id == execution_id)).mappings().first()
+    if row is None:
+        return None
+    runs = list(
+        conn.execute(
+            select(node_runs)
+            .where(node_runs.c.execution_id == execution_id, node_runs.c.superseded.is_(False))
+            .order_by(node_runs.c.seq.nulls_last(), node_runs.c.attempt)
+        ).mappings()
+    )
+    open_waits = list(
+        conn.execute(
+            select(waits).where(waits.c.execution_id == execution_id, waits.c.resolved_at.is_(None))
+        ).mappings()
+    )
+    document = conn.execute(
+        select(versions.c.document).where(versions.c.pk == row["definition_pk"])
+    ).scalar_one()
+    return row, runs, open_waits, document
+
+
+def generations(conn: Connection, execution_id: str) -> dict[str, int]:
+    """The highest generation of each node's runs, superseded ones included."""
+    rows = conn.execute(
+        select(node_runs.c.node_id, func.max(node_runs.c.generation))
+        .where(node_runs.c.execution_id == execution_id, node_runs.c.kind == "node")
+        .group_by(node_runs.c.node_id)
+    )
+    return {node_id: int(generation) for node_id, generation in rows}

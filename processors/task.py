@@ -1,18 +1,44 @@
-"""``task``: run work — a registered Python handler, a script of expressions, or a command."""
+"""``task``: run work — a registered Python handler, a script of expressions, or a command.
+
+At run time only the ``script`` form runs for now; ``handler`` and ``command`` fail
+(not retryable) until their runners arrive. A script is a string (split into lines) or
+a list of strings; blank lines and ``#``/``//`` comments are skipped, and each other
+line, in order, is one of:
+
+* ``name = expression`` — evaluated (``ctx.evaluate``) with the scope plus the names
+  assigned so far (a later assignment replaces an earlier one); ``==``, ``>=``, ``<=``
+  and ``!=`` are comparisons, never assignments;
+* ``console.log(a, b)`` / ``log(a, b)`` — each argument evaluated, the values joined by
+  spaces (strings as they are, anything else as JSON) and written to ``ctx.log``;
+* any other expression — evaluated and its value discarded.
+
+The output is the dict of assigned names. A failing line fails the node (not retryable)
+with its 1-based line number, its text and the reason. ``script`` is an unrendered key:
+its ``${…}`` references are read by the evaluator, not pasted into the text.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from processors.base import ConfigCheck, JSONSchema, Processor, rel, require_one_of
+from processors.runtime import Completed, Failed, NodeContext, Outcome
+from server.errors import ExpressionError
 
 #: ``name = expression`` (but not ``name == expression``).
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)\s*(.*?)\s*;?\s*$", re.DOTALL)
 #: ``console.log(...)`` / ``log(...)``: the arguments are expressions written to the logs.
 _LOG_CALL = re.compile(r"^\s*(?:console\.)?log\s*\((.*)\)\s*;?\s*$", re.DOTALL)
 _COMMENT = ("#", "//")
+#: Characters of one log line written by ``console.log``/``log``.
+MAX_LOG_LINE = 10_000
+NOT_AVAILABLE_YET = (
+    "a task {kind} is not available yet: the task handler/command runner arrives with the "
+    "processors issue; use a 'script' for now"
+)
 
 
 def script_lines(script: object) -> list[tuple[int, str]]:
@@ -105,6 +131,8 @@ class TaskProcessor(Processor):
         },
     }
 
+    unrendered_keys: ClassVar[frozenset[str]] = frozenset({"script"})
+
     def check_config(self, config: Mapping[str, Any], check: ConfigCheck) -> None:
         kind = require_one_of(config, ("handler", "script", "command"), check, what="a task")
         if kind == "script":
@@ -138,3 +166,56 @@ class TaskProcessor(Processor):
         if config.get("command") is not None:
             return frozenset({"exit_code", "stdout", "stderr"})
         return None  # a handler returns whatever dict it likes
+
+    async def run(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
+        if config.get("script") is not None:
+            return await run_script(config["script"], ctx)
+        for kind in ("handler", "command"):
+            if config.get(kind) is not None:
+                return Failed(NOT_AVAILABLE_YET.format(kind=kind), retryable=False)
+        return Failed("a task needs one of 'handler', 'script', 'command'", retryable=False)
+
+
+async def run_script(script: object, ctx: NodeContext) -> Outcome:
+    """Run a script's lines in order; the output is the names it assigns."""
+    if not isinstance(script, str | list):
+        return Failed("a task 'script' is a string or a list of lines", retryable=False)
+    lines = script_lines(script)
+    if not lines:
+        return Failed(
+            "the script has no statements; write `name = expression` lines", retryable=False
+        )
+    assigned: dict[str, Any] = {}
+    for index, line in lines:
+        try:
+            await _run_line(line, assigned, ctx)
+        except ExpressionError as exc:
+            return Failed(f"script line {index + 1} `{line}`: {exc}", retryable=False)
+    return Completed(assigned)
+
+
+async def _run_line(line: str, assigned: dict[str, Any], ctx: NodeContext) -> None:
+    log = _LOG_CALL.match(line)
+    if log:
+        parts = [
+            await ctx.evaluate(argument, extra_names=dict(assigned))
+            for argument in split_arguments(log.group(1))
+        ]
+        ctx.log(_log_text(parts))
+        return
+    assignment = _ASSIGNMENT.match(line)
+    if assignment:
+        name, expression = assignment.groups()
+        assigned[name] = await ctx.evaluate(expression, extra_names=dict(assigned))
+        return
+    await ctx.evaluate(line.rstrip(";"), extra_names=dict(assigned))
+
+
+def _log_text(values: list[Any]) -> str:
+    text = " ".join(
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        for value in values
+    )
+    if len(text) > MAX_LOG_LINE:
+        return f"{text[:MAX_LOG_LINE]}… ({len(text) - MAX_LOG_LINE:,} more characters)"
+    return text

@@ -1,7 +1,8 @@
 """``task``: run work — a registered Python handler, a script of expressions, or a command.
 
-At run time only the ``script`` form runs for now; ``handler`` and ``command`` fail
-(not retryable) until their runners arrive. A script is a string (split into lines) or
+``handler`` calls a Python callable registered by name (``processors.handlers``) with
+the rendered ``args``; a sync one runs in a worker thread. ``command`` fails (not
+retryable) until the command runner arrives. A script is a string (split into lines) or
 a list of strings; blank lines and ``#``/``//`` comments are skipped, and each other
 line, in order, is one of:
 
@@ -19,12 +20,15 @@ its ``${…}`` references are read by the evaluator, not pasted into the text.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from processors.base import ConfigCheck, JSONSchema, Processor, rel, require_one_of
+from processors.handlers import HandlerContext, HandlerFailed, Handlers
 from processors.runtime import Completed, Failed, NodeContext, Outcome
 from server.errors import ExpressionError
 
@@ -170,10 +174,41 @@ class TaskProcessor(Processor):
     async def run(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
         if config.get("script") is not None:
             return await run_script(config["script"], ctx)
-        for kind in ("handler", "command"):
-            if config.get(kind) is not None:
-                return Failed(NOT_AVAILABLE_YET.format(kind=kind), retryable=False)
+        if config.get("handler") is not None:
+            return await run_handler(str(config["handler"]), config.get("args"), ctx)
+        if config.get("command") is not None:
+            return Failed(NOT_AVAILABLE_YET.format(kind="command"), retryable=False)
         return Failed("a task needs one of 'handler', 'script', 'command'", retryable=False)
+
+
+async def run_handler(name: str, args: object, ctx: NodeContext) -> Outcome:
+    """Call the handler ``name`` with ``args``; its dict is the output."""
+    handlers = ctx.services.get("handlers")
+    function = handlers.get(name) if isinstance(handlers, Handlers) else None
+    if function is None:
+        known = ", ".join(handlers.names()) if isinstance(handlers, Handlers) else ""
+        return Failed(
+            f"no task handler named {name!r} (known: {known or 'none'}); register it with "
+            "@handler in a module listed in [tasks] handler_modules",
+            retryable=False,
+        )
+    if args is not None and not isinstance(args, dict):
+        return Failed("a handler's 'args' must be an object of keyword arguments", retryable=False)
+    context = HandlerContext(ctx.execution_id, ctx.workflow_id, ctx.node_id, ctx.attempt,
+                             ctx.idempotency_key, ctx.log)  # fmt: skip
+    try:
+        if inspect.iscoroutinefunction(function):
+            result = await function(dict(args or {}), context)
+        else:
+            result = await asyncio.to_thread(function, dict(args or {}), context)
+    except HandlerFailed as failure:
+        return Failed(failure.message, retryable=failure.retryable)
+    output = result if isinstance(result, dict) else {"result": result}
+    try:
+        json.dumps(output)
+    except (TypeError, ValueError):
+        return Failed(f"handler {name!r} returned something that is not JSON data", retryable=False)
+    return Completed(output)
 
 
 async def run_script(script: object, ctx: NodeContext) -> Outcome:

@@ -23,6 +23,7 @@ from litestar.template import TemplateConfig
 
 from demo.loader import DEFINITIONS_DIR, load_definitions
 from demo.routes import DemoController
+from processors.handlers import Handlers
 from processors.registry import default_registry
 from server.api.errors import EXCEPTION_HANDLERS
 from server.api.executions import ExecutionController, WorkflowExecutionController
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         Journal(settings.server.resolved_database_url),
         default_registry(),
         max_workers=settings.server.max_workers,
+        services={"handlers": Handlers.load(settings.tasks.handler_modules)},
     )
     executions = ExecutionService(registry, engine, settings)
     started_at = time.monotonic()

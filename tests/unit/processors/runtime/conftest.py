@@ -27,6 +27,7 @@ class Harness:
         *,
         edges: Sequence[EdgeView] = (),
         now: datetime = NOW,
+        services: Mapping[str, Any] | None = None,
     ) -> NodeContext:
         values = dict(scope or {})
 
@@ -51,6 +52,7 @@ class Harness:
             evaluate=evaluate,
             log=self.logs.append,
             now=lambda: now,
+            services=dict(services or {}),
         )
 
 

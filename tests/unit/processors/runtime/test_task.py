@@ -111,13 +111,11 @@ async def test_names_assigned_so_far_are_visible_but_not_later_ones(harness: Har
     assert "unknown name 'b'" in outcome.error
 
 
-@pytest.mark.parametrize("kind", ["handler", "command"])
-async def test_handler_and_command_are_not_available_yet(harness: Harness, kind: str) -> None:
-    outcome = await run(harness, {kind: "something"})
+async def test_command_is_not_available_yet(harness: Harness) -> None:
+    outcome = await run(harness, {"command": ["echo", "hi"]})
     assert isinstance(outcome, Failed)
     assert outcome.retryable is False
-    assert f"a task {kind} is not available yet" in outcome.error
-    assert "processors issue" in outcome.error
+    assert "a task command is not available yet" in outcome.error
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from processors.handlers import Handlers
 from processors.registry import default_registry
 from server.api.errors import EXCEPTION_HANDLERS
 from server.api.executions import ExecutionController, WorkflowExecutionController
-from server.api.health import HealthController
+from server.api.health import HealthController, MetricsController
 from server.api.openapi import openapi_config, register_definition_schema
 from server.api.workflows import WorkflowController
 from server.config import Settings
@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         WorkflowExecutionController,
         WorkflowController,
         HealthController,
+        MetricsController,
         root,
         create_static_files_router(
             path="/static", directories=[UI_DIR / "static"], include_in_schema=False

@@ -94,8 +94,12 @@ class WorkflowExecutionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1)] = 50,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> dict[str, Any]:
-        query = store.ExecutionFilter(workflow_id=workflow_id, status=status,
-                                      limit=min(limit, settings.limits.max_page_size), offset=offset)  # fmt: skip
+        query = store.ExecutionFilter(
+            workflow_id=workflow_id,
+            status=status,
+            limit=min(limit, settings.limits.max_page_size),
+            offset=offset,
+        )
         return await _page(database, query)
 
 
@@ -122,11 +126,17 @@ class ExecutionController(Controller):
         sort_order: FromQuery[Literal["asc", "desc"]] = "desc",
     ) -> dict[str, Any]:
         query = store.ExecutionFilter(
-            status=status, workflow_id=workflow_id, owner=owner,
+            status=status,
+            workflow_id=workflow_id,
+            owner=owner,
             priority=PRIORITIES[priority] if priority else None,
-            started_from=started_from, started_to=started_to, sort_by=sort_by, sort_order=sort_order,
-            limit=min(limit, settings.limits.max_page_size), offset=offset,
-        )  # fmt: skip
+            started_from=started_from,
+            started_to=started_to,
+            sort_by=sort_by,
+            sort_order=sort_order,
+            limit=min(limit, settings.limits.max_page_size),
+            offset=offset,
+        )
         return await _page(database, query)
 
     @get(
@@ -163,20 +173,35 @@ class ExecutionController(Controller):
         }
 
     @post("/{execution_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel", responses=ERRORS)
-    async def cancel(self, execution_id: PathId, request: Request[Any, Any, Any],
-                     executions: NamedDependency[ExecutionService], database: NamedDependency[Database]) -> Response[Any]:  # fmt: skip
+    async def cancel(
+        self,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
         return await _control(request, executions, database, execution_id, "cancel")
 
     @post(
         "/{execution_id:str}/suspend", status_code=HTTP_200_OK, summary="Suspend", responses=ERRORS
     )
-    async def suspend(self, execution_id: PathId, request: Request[Any, Any, Any],
-                      executions: NamedDependency[ExecutionService], database: NamedDependency[Database]) -> Response[Any]:  # fmt: skip
+    async def suspend(
+        self,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
         return await _control(request, executions, database, execution_id, "suspend")
 
     @post("/{execution_id:str}/resume", status_code=HTTP_200_OK, summary="Resume", responses=ERRORS)
-    async def resume(self, execution_id: PathId, request: Request[Any, Any, Any],
-                     executions: NamedDependency[ExecutionService], database: NamedDependency[Database]) -> Response[Any]:  # fmt: skip
+    async def resume(
+        self,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
         return await _control(request, executions, database, execution_id, "resume")
 
     @post(
@@ -185,18 +210,36 @@ class ExecutionController(Controller):
         summary="Retry the failed nodes",
         responses=ERRORS,
     )
-    async def retry(self, execution_id: PathId, request: Request[Any, Any, Any],
-                    executions: NamedDependency[ExecutionService], database: NamedDependency[Database]) -> Response[Any]:  # fmt: skip
+    async def retry(
+        self,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
         return await _control(request, executions, database, execution_id, "retry")
 
     @post(
-        "/{execution_id:str}/rerun", status_code=HTTP_200_OK, summary="Rerun from a node", responses=ERRORS,
-        operation_class=json_body("The node to rerun from, and an optional input patch",
-                                  {"type": "object", "required": ["node_id"],
-                                   "properties": {"node_id": {"type": "string"}, "input_patch": {"type": "object"}}}),
-    )  # fmt: skip
-    async def rerun(self, execution_id: PathId, request: Request[Any, Any, Any],
-                    executions: NamedDependency[ExecutionService], database: NamedDependency[Database]) -> Response[Any]:  # fmt: skip
+        "/{execution_id:str}/rerun",
+        status_code=HTTP_200_OK,
+        summary="Rerun from a node",
+        responses=ERRORS,
+        operation_class=json_body(
+            "The node to rerun from, and an optional input patch",
+            {
+                "type": "object",
+                "required": ["node_id"],
+                "properties": {"node_id": {"type": "string"}, "input_patch": {"type": "object"}},
+            },
+        ),
+    )
+    async def rerun(
+        self,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
         body = await read_json_object(request)
         node_id, patch = body.get("node_id"), body.get("input_patch") or {}
         problems = _node_problems(node_id)
@@ -209,13 +252,26 @@ class ExecutionController(Controller):
         )
 
     @post(
-        "/{execution_id:str}/skip", status_code=HTTP_200_OK, summary="Skip a failed or waiting node", responses=ERRORS,
-        operation_class=json_body("The node to skip and the output to record for it",
-                                  {"type": "object", "required": ["node_id"],
-                                   "properties": {"node_id": {"type": "string"}, "output": {"type": "object"}}}),
-    )  # fmt: skip
-    async def skip(self, execution_id: PathId, request: Request[Any, Any, Any],
-                   executions: NamedDependency[ExecutionService], database: NamedDependency[Database]) -> Response[Any]:  # fmt: skip
+        "/{execution_id:str}/skip",
+        status_code=HTTP_200_OK,
+        summary="Skip a failed or waiting node",
+        responses=ERRORS,
+        operation_class=json_body(
+            "The node to skip and the output to record for it",
+            {
+                "type": "object",
+                "required": ["node_id"],
+                "properties": {"node_id": {"type": "string"}, "output": {"type": "object"}},
+            },
+        ),
+    )
+    async def skip(
+        self,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
         body = await read_json_object(request)
         node_id, output = body.get("node_id"), body.get("output") or {}
         problems = _node_problems(node_id)
@@ -228,12 +284,19 @@ class ExecutionController(Controller):
         )
 
     @post(
-        "/{execution_id:str}/restart", status_code=HTTP_201_CREATED, summary="Restart as a new execution",
-        description="Body {version}: absent = the pinned version, \"latest\" = the newest active one.",
+        "/{execution_id:str}/restart",
+        status_code=HTTP_201_CREATED,
+        summary="Restart as a new execution",
+        description='Body {version}: absent = the pinned version, "latest" = newest active.',
         responses=ERRORS,
-    )  # fmt: skip
-    async def restart(self, execution_id: PathId, request: Request[Any, Any, Any],
-                      executions: NamedDependency[ExecutionService], database: NamedDependency[Database]) -> Response[Any]:  # fmt: skip
+    )
+    async def restart(
+        self,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
         body = await read_json(request, required=False) or {}
         version = body.get("version") if isinstance(body, dict) else None
         if version is not None and not isinstance(version, str):

@@ -11,7 +11,9 @@ from litestar.openapi import ResponseSpec
 
 from server import __version__
 from server.api.schemas import Health, HealthCheck
+from server.engine.engine import Engine
 from server.errors import Unavailable
+from server.metrics import prometheus_text, snapshot
 from server.store.database import Database
 
 
@@ -47,4 +49,31 @@ async def _check_database(database: Database) -> HealthCheck:
     return HealthCheck(status="ok", latency_ms=round((time.perf_counter() - began) * 1000, 2))
 
 
-__all__: list[Any] = ["HealthController"]
+class MetricsController(Controller):
+    path = "/"
+    tags = ["operations"]
+
+    @get("/api/v1/workflows/metrics", summary="Figures: executions, node runs, durations, process")
+    async def metrics(
+        self,
+        database: NamedDependency[Database],
+        engine: NamedDependency[Engine],
+        started_at: NamedDependency[float],
+    ) -> dict[str, Any]:
+        return await snapshot(database, engine, started_at)
+
+    @get(
+        "/metrics",
+        summary="The same figures in Prometheus text format",
+        media_type="text/plain; version=0.0.4",
+    )
+    async def prometheus(
+        self,
+        database: NamedDependency[Database],
+        engine: NamedDependency[Engine],
+        started_at: NamedDependency[float],
+    ) -> Response[bytes]:
+        figures = await snapshot(database, engine, started_at)
+        return Response(
+            prometheus_text(figures), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )

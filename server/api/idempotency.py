@@ -49,8 +49,15 @@ async def idempotent(
     if response.status_code < 500:
         try:
             async with database.session() as session, session.begin():
-                session.add(IdempotencyRow(scope=scope, key=key, request_hash=digest,
-                                           status_code=response.status_code, response=response.content))  # fmt: skip
+                session.add(
+                    IdempotencyRow(
+                        scope=scope,
+                        key=key,
+                        request_hash=digest,
+                        status_code=response.status_code,
+                        response=response.content,
+                    )
+                )
         except IntegrityError:
             pass  # a concurrent repeat stored its answer first; both answers are the same action
     return response

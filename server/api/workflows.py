@@ -94,10 +94,16 @@ class WorkflowController(Controller):
     ) -> WorkflowList:
         assert sort_by in SORTABLE
         query = WorkflowFilter(
-            status=status, category=category, owner=owner, tag=tag, search=search,
-            limit=min(limit, settings.limits.max_page_size), offset=offset,
-            sort_by=sort_by, sort_order=sort_order,
-        )  # fmt: skip
+            status=status,
+            category=category,
+            owner=owner,
+            tag=tag,
+            search=search,
+            limit=min(limit, settings.limits.max_page_size),
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
+        )
         page = await registry.list(query)
         return WorkflowList(
             workflows=page.items, total=page.total, limit=page.limit, offset=page.offset

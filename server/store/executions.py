@@ -122,3 +122,28 @@ async def counts_by_status(session: AsyncSession) -> dict[str, int]:
         select(ExecutionRow.status, func.count()).group_by(ExecutionRow.status)
     )
     return {status: int(count) for status, count in rows}
+
+
+async def recent_durations(session: AsyncSession, limit: int = 1000) -> list[float]:
+    """Run times (seconds) of the most recently completed executions."""
+    rows = await session.execute(
+        select(ExecutionRow.started_at, ExecutionRow.completed_at)
+        .where(ExecutionRow.status == "completed", ExecutionRow.started_at.is_not(None))
+        .order_by(ExecutionRow.completed_at.desc())
+        .limit(limit)
+    )
+    return [(done - began).total_seconds() for began, done in rows if began and done]
+
+
+async def node_runs_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(NodeRunRow.status, func.count()).group_by(NodeRunRow.status)
+    )
+    return {status: int(count) for status, count in rows}
+
+
+async def waiting_executions(session: AsyncSession) -> int:
+    count = await session.scalar(
+        select(func.count(func.distinct(WaitRow.execution_id))).where(WaitRow.resolved_at.is_(None))
+    )
+    return int(count or 0)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
-from processors.runtime import Completed, NodeContext, Outcome, WaitResolution
+from processors.runtime import Completed, Failed, NodeContext, Outcome, WaitResolution
 from server.expressions import ExpressionInfo
 
 JSONSchema = dict[str, Any]
@@ -179,7 +179,11 @@ class Processor:
         :attr:`unrendered_keys`). Expected failures are returned as ``Failed``; an
         exception is treated as a retryable failure with its message."""
         del config, ctx
-        raise NotImplementedError(f"node type {self.type_name!r} cannot run yet")
+        return Failed(
+            f"node type {self.type_name!r} cannot run yet: its run-time arrives with the "
+            "processors issue",
+            retryable=False,
+        )
 
     async def resume(
         self, config: Mapping[str, Any], ctx: NodeContext, wait: WaitResolution

@@ -53,7 +53,7 @@ def sync_url(url: str) -> str:
 
 
 def create_sync_engine(url: str) -> Engine:
-    engine = create_engine(sync_url(url), pool_size=1, max_overflow=0, pool_pre_ping=True)
+    engine = create_engine(sync_url(url), pool_size=1, max_overflow=0)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -81,6 +81,7 @@ class Journal:
         self._engine = create_sync_engine(database_url)
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._connection: Connection | None = None
         self.commits = 0
         self.units = 0
 
@@ -112,6 +113,14 @@ class Journal:
         self._queue.put(_Item(work, None, asyncio.get_running_loop()))
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _serve(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -131,11 +140,21 @@ class Journal:
             if stop:
                 return
 
+    def _connected(self) -> Connection:
+        """The writer's connection, held for the thread's life (no pool round trip)."""
+        if self._connection is None or self._connection.closed or self._connection.invalidated:
+            self._connection = self._engine.connect()
+        return self._connection
+
     def _commit(self, group: list[_Item]) -> None:
         try:
-            with self._engine.begin() as connection:
+            connection = self._connected()
+            with connection.begin():
                 results = [item.work(connection) for item in group]
-        except Exception:  # noqa: BLE001 - isolate the failing unit below
+        except Exception:
+            if self._connection is not None and self._connection.invalidated:
+                self._connection.close()
+                self._connection = None
             if len(group) == 1:
                 self._settle(group[0], error=_current_error())
                 return

@@ -95,12 +95,16 @@ async def evaluate_async(
     limits: ExpressionLimits = DEFAULT_LIMITS,
     extra_functions: Mapping[str, Function] | None = None,
 ) -> Any:
-    """:func:`evaluate` in a worker thread, so the event loop keeps running.
+    """:func:`evaluate` without blocking the event loop.
 
-    The evaluation stops itself at ``limits.timeout_seconds``; waiting here is capped
+    An expression whose cost cannot grow with the data (:func:`runs_in_bounded_time`)
+    runs inline: a thread hop costs more than it does. Any other runs in a worker thread;
+    the evaluation stops itself at ``limits.timeout_seconds``, and waiting here is capped
     too, as a second line of defence (a thread cannot be killed, so it then finishes on
     its own, bounded by the same deadline).
     """
+    if runs_in_bounded_time(text, limits.max_length):
+        return evaluate(text, scope, limits=limits, extra_functions=extra_functions)
     work = asyncio.to_thread(evaluate, text, scope, limits=limits, extra_functions=extra_functions)
     try:
         return await asyncio.wait_for(work, timeout=limits.timeout_seconds + _ASYNC_GRACE_SECONDS)
@@ -108,6 +112,50 @@ async def evaluate_async(
         raise ExpressionError(
             f"evaluation took longer than {limits.timeout_seconds:g}s", expression=text
         ) from None
+
+
+#: Functions whose cost does not depend on the size of their arguments' contents.
+_BOUNDED_FUNCTIONS = frozenset(
+    {"len", "bool", "abs", "round", "int", "float", "now", "today", "get"}
+)
+_BOUNDED_OPERATORS = (ast.Add, ast.Sub, ast.Div, ast.FloorDiv, ast.USub, ast.UAdd, ast.Not)
+#: Roots whose value is a scalar (so copying the result costs nothing).
+_SCALAR_ROOTS = (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Constant)
+
+
+@lru_cache(maxsize=4096)
+def runs_in_bounded_time(text: str, max_length: int = DEFAULT_LIMITS.max_length) -> bool:
+    """True when evaluating ``text`` costs microseconds whatever the data.
+
+    That is: a comparison, boolean, arithmetic (``+ - / //``) or constant at the root;
+    inside, only names, constants, attribute and index lookups, those operators, and calls
+    of constant-time functions. No repetition, powers, comprehensions, f-strings, regexes
+    or functions that walk a collection.
+    """
+    try:
+        source, _ = compile_expression(text, max_length, frozenset())
+    except ExpressionError:
+        return False
+    root = source.tree.body
+    scalar = isinstance(root, _SCALAR_ROOTS) or (
+        isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id != "get"
+    )
+    return scalar and all(_bounded(node) for node in ast.walk(root))
+
+
+def _bounded(node: ast.AST) -> bool:
+    if isinstance(node, ast.BinOp | ast.UnaryOp):
+        return isinstance(node.op, _BOUNDED_OPERATORS)
+    if isinstance(node, ast.Call):
+        return (
+            isinstance(node.func, ast.Name)
+            and node.func.id in _BOUNDED_FUNCTIONS
+            and not node.keywords
+        )
+    return isinstance(node, (
+        ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Compare, ast.BoolOp, ast.Load,
+        ast.cmpop, ast.boolop, ast.operator, ast.unaryop, ast.Expression,
+    ))  # fmt: skip
 
 
 class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simpleeval is untyped

@@ -143,12 +143,13 @@ class Harness:
                 raise RuntimeError(f"execution {execution_id} did not finish in 60 s")
         return execution_id
 
-    def pragmas(self) -> dict[str, Any]:
+    async def pragmas(self) -> dict[str, Any]:
         with sqlite3.connect(self.path) as db:
             mode = db.execute("PRAGMA journal_mode").fetchone()[0]
         # synchronous is per connection: ask the journal's own connection.
-        with self.engine.journal._engine.connect() as connection:
-            sync = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        sync = await self.engine.journal.run(
+            lambda connection: connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        )
         return {"journal_mode": mode, "synchronous": {1: "NORMAL", 2: "FULL"}.get(sync, sync)}
 
     def check(self, ids: list[str], nodes: int) -> None:
@@ -348,7 +349,7 @@ async def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 result = await phase_marginal(h, args.pairs, args.warmup)
             else:
                 result = await phase_memory(h, args.waiting, args.batch)
-            result["sqlite"] = h.pragmas()
+            result["sqlite"] = await h.pragmas()
             return result
 
 

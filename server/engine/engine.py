@@ -21,9 +21,9 @@ import logging
 import os
 import random
 import socket
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
-from collections import OrderedDict
 from typing import Any
 
 from processors.registry import ProcessorRegistry
@@ -168,7 +168,8 @@ class Engine:
             self, row, runs, waits, self.definition(row["definition_pk"], document), generations
         )
         self.runners[execution_id] = runner
-        if runner.status == "pending":
+        not_before = row["not_before"]
+        if runner.status == "pending" and (not_before is None or not_before <= utcnow()):
             await self._begin(runner)
         runner.start()
         return runner
@@ -182,6 +183,19 @@ class Engine:
         ops.execution(status="running", started_at=now)
         ops.event("execution.started", None, {})
         await self.journal.run(ops.apply)
+
+    def adopt_created(
+        self, row: Mapping[str, Any], runs: list[dict[str, Any]], definition: Definition
+    ) -> Runner:
+        """Start driving an execution this process has just inserted (and leased),
+        from the rows it wrote — no need to read them back."""
+        runner = Runner(self, row, runs, [], definition, {})
+        self.runners[runner.id] = runner
+        runner.start()
+        return runner
+
+    def has_definition(self, version_pk: str) -> bool:
+        return version_pk in self._definitions
 
     def definition(self, version_pk: str, document: Mapping[str, Any]) -> Definition:
         """The parsed definition of a stored version (its content never changes)."""
@@ -209,7 +223,7 @@ class Engine:
                 self.nodes_run += 1
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep the worker alive; the lease recovers it
+            except Exception:
                 log.exception("node execution failed", extra={"action": "engine.node_crashed",
                                                               "execution_id": execution_id, "node_id": node_id})  # fmt: skip
                 await self._evict(runner)
@@ -286,7 +300,7 @@ class Engine:
                 if len(ids) == CLAIM_BATCH:
                     continue
                 upcoming = await self.journal.run(store.next_wake)
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop the loop
+            except Exception:
                 log.exception("claiming failed", extra={"action": "engine.claim_failed"})
                 upcoming = None
             timeout = POLL_SECONDS

@@ -7,6 +7,7 @@ into a runner), so control actions and node results of one execution never inter
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from server.config import Settings
+from server.definitions.model import Definition
 from server.durations import parse_duration
 from server.engine.engine import LEASE, Engine
 from server.engine.ops import Ops
@@ -62,8 +64,7 @@ class ExecutionService:
             existing = await journal.run(lambda c: store.find_by_idempotency_key(c, key))
             if existing:
                 return existing, False
-        pinned = await self.registry.pinned(workflow_id, options.version)
-        definition = self.engine.definition(pinned.version_pk, pinned.document)
+        pinned, definition = await self._pinned(workflow_id, options.version)
         problems = check_input(definition, options.input)
         if problems:
             raise InvalidInput(
@@ -81,9 +82,9 @@ class ExecutionService:
         ]
         row = {
             "id": execution_id,
-            "workflow_id": pinned.workflow_id,
-            "workflow_version": pinned.version,
-            "definition_pk": pinned.version_pk,
+            "workflow_id": pinned["workflow_id"],
+            "workflow_version": pinned["version"],
+            "definition_pk": pinned["pk"],
             "status": "pending" if delayed else "running",
             "priority": priority,
             "input": options.input,
@@ -107,8 +108,17 @@ class ExecutionService:
             "row_version": 0,
         }
         ops = Ops(execution_id)
-        ops.event("execution.created", None, {"workflow_version": pinned.version, "delay_until": begins.isoformat() if delayed else None,
-                                              "triggered_by": row["triggered_by"], "restarted_from": options.restarted_from}, actor=actor)  # fmt: skip
+        ops.event(
+            "execution.created",
+            None,
+            {
+                "workflow_version": pinned["version"],
+                "delay_until": begins.isoformat() if delayed else None,
+                "triggered_by": row["triggered_by"],
+                "restarted_from": options.restarted_from,
+            },
+            actor=actor,
+        )
         if not delayed:
             ops.event("execution.started", None, {})
 
@@ -128,8 +138,27 @@ class ExecutionService:
         if delayed:
             self.engine.wake()
         else:
-            await self.engine.adopt(execution_id)
+            self.engine.adopt_created(row, runs, definition)
         return execution_id, True
+
+    async def _pinned(
+        self, workflow_id: str, version: str | None
+    ) -> tuple[Mapping[str, Any], Definition]:
+        """The version to run and its parsed definition (read once per version)."""
+        engine = self.engine
+
+        def find(connection: Any) -> tuple[Mapping[str, Any] | None, dict[str, Any] | None]:
+            row = store.pinned_version(connection, workflow_id, version)
+            if row is None or engine.has_definition(row["pk"]):
+                return row, None
+            return row, store.version_document(connection, row["pk"])
+
+        row, document = await engine.journal.run(find)
+        if row is None:
+            # Let the registry say precisely what is missing (workflow, version, active one).
+            await self.registry.pinned(workflow_id, version)
+            raise NotFound(f"no runnable version of workflow {workflow_id!r}")  # pragma: no cover
+        return row, engine.definition(row["pk"], document or {})
 
     async def control(
         self, execution_id: str, action: str, *, actor: str | None = None, **options: Any
@@ -161,7 +190,8 @@ class ExecutionService:
             if not exists:
                 raise NotFound(f"no execution with id {execution_id!r}")
             raise Conflict(
-                f"execution {execution_id} is being driven by another server process; try again shortly"
+                f"execution {execution_id} is being driven by another server process; "
+                "try again shortly"
             )
         runner = await self.engine.adopt(execution_id)
         if runner is None:  # pragma: no cover - the lease proved it exists
@@ -188,26 +218,41 @@ class ExecutionService:
             chosen = version
         new_execution, _ = await self.start(
             row["workflow_id"],
-            StartOptions(input=dict(row["input"] or {}), version=chosen, priority=PRIORITY_NAMES.get(row["priority"]),
-                         owner=row["owner"], triggered_by=f"restart:{execution_id}", restarted_from=execution_id),
+            StartOptions(
+                input=dict(row["input"] or {}),
+                version=chosen,
+                priority=PRIORITY_NAMES.get(row["priority"]),
+                owner=row["owner"],
+                triggered_by=f"restart:{execution_id}",
+                restarted_from=execution_id,
+            ),
             actor=actor,
-        )  # fmt: skip
+        )
         ops = Ops(execution_id)
         ops.event("execution.restarted", None, {"new_execution_id": new_execution}, actor=actor)
         await self.engine.journal.run(ops.apply)
         return new_execution
 
-    async def wait(self, execution_id: str, timeout: float) -> None:
-        """Return once the execution is finished here or ``timeout`` passed (for CLIs/tests)."""
+    async def wait(self, execution_id: str, seconds: float) -> None:
+        """Return once the execution is finished here or ``seconds`` passed (CLIs, tests)."""
         if execution_id in self.engine.runners:
-            await self.engine.wait_finished(execution_id, timeout)
+            await self.engine.wait_finished(execution_id, seconds)
 
 
 def check_start_body(body: dict[str, Any]) -> StartOptions:
     """Parse the body of ``POST …/execute`` into options; every problem at once (422)."""
     problems = []
-    allowed = {"input", "version", "priority", "owner", "triggered_by", "parent_execution", "delay",
-               "start_at", "idempotency_key"}  # fmt: skip
+    allowed = {
+        "input",
+        "version",
+        "priority",
+        "owner",
+        "triggered_by",
+        "parent_execution",
+        "delay",
+        "start_at",
+        "idempotency_key",
+    }
     for name in sorted(set(body) - allowed):
         problems.append(Problem(f"/{name}", f"unknown field; known: {', '.join(sorted(allowed))}"))
     data = body.get("input", {})

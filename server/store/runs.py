@@ -73,7 +73,9 @@ class _Prebuilt:
         if found is None:
             names = ", ".join(columns)
             if kind == "insert":
-                sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+                sql = (
+                    f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+                )
             else:
                 sets = ", ".join(f"{name} = ?" for name in columns)
                 sql = f"UPDATE {table.name} SET {sets} WHERE {_primary_key(table)} = ?"
@@ -89,8 +91,10 @@ class _Prebuilt:
                 found = insert(table)
             else:
                 key = table.c[_primary_key(table)]
-                found = update(table).where(key == bindparam("_key")).values(
-                    {name: bindparam(name) for name in columns}
+                found = (
+                    update(table)
+                    .where(key == bindparam("_key"))
+                    .values({name: bindparam(name) for name in columns})
                 )
             self._cache[cache_key] = found
         return found
@@ -102,7 +106,9 @@ def _primary_key(table: Table) -> str:
 
 
 def _bind(
-    values: Mapping[str, Any], columns: tuple[str, ...], processors: list[Callable[[Any], Any] | None]
+    values: Mapping[str, Any],
+    columns: tuple[str, ...],
+    processors: list[Callable[[Any], Any] | None],
 ) -> list[Any]:
     return [
         processor(values[name]) if processor and values[name] is not None else values[name]
@@ -288,3 +294,30 @@ def generations(conn: Connection, execution_id: str) -> dict[str, int]:
         .group_by(node_runs.c.node_id)
     )
     return {node_id: int(generation) for node_id, generation in rows}
+
+
+def pinned_version(conn: Connection, workflow_id: str, version: str | None) -> RowMapping | None:
+    """The stored version an execution should run: ``version``, else the newest active one.
+
+    Only live workflows count; the row has ``pk``, ``workflow_id`` and ``version`` (the
+    document is read separately, once per version, since it never changes).
+    """
+    from server.store.models import WorkflowRow
+
+    workflows = WorkflowRow.__table__
+    query = (
+        select(versions.c.pk, versions.c.workflow_id, versions.c.version)
+        .join(workflows, workflows.c.pk == versions.c.workflow_pk)
+        .where(workflows.c.workflow_id == workflow_id, workflows.c.deleted_at.is_(None))
+    )
+    if version is not None:
+        query = query.where(versions.c.version == version)
+    else:
+        query = query.where(versions.c.status == "active").order_by(versions.c.version_key.desc())
+    return conn.execute(query.limit(1)).mappings().first()
+
+
+def version_document(conn: Connection, version_pk: str) -> dict[str, Any]:
+    return dict(
+        conn.execute(select(versions.c.document).where(versions.c.pk == version_pk)).scalar_one()
+    )

@@ -34,5 +34,5 @@ def delay_after(
     if policy.max_delay is not None:
         delay = min(delay, policy.max_delay)
     if policy.jitter > 0:
-        delay += (rng or random).uniform(0, policy.jitter * delay)  # noqa: S311 - not crypto
+        delay += (rng or random).uniform(0, policy.jitter * delay)
     return delay

@@ -29,8 +29,8 @@ from processors.runtime import (
     Failed,
     NodeContext,
     Outcome,
-    WaitResolution,
     Waiting,
+    WaitResolution,
 )
 from server.definitions.model import Definition, Node
 from server.durations import format_duration
@@ -75,6 +75,7 @@ class Runner:
         self.errors: list[dict[str, Any]] = list(row["errors"] or [])
         self.lock = asyncio.Lock()
         self.tasks: dict[str, asyncio.Future[Outcome]] = {}
+        #: nodes handed to a worker and not yet recorded (queued, running or recording)
         self.queued: set[str] = set()
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.deadline_timer: asyncio.TimerHandle | None = None
@@ -172,7 +173,7 @@ class Runner:
                 if due > now:
                     self._remind(node_id, due)
                     continue
-                if len(self.tasks) + len(self.queued) >= limit:
+                if len(self.queued) >= limit:
                     break
                 self.queued.add(node_id)
                 self.engine.enqueue(self, node_id)
@@ -214,6 +215,10 @@ class Runner:
                 ops = Ops(self.id)
                 await self._complete_execution(ops)
                 await self.engine.journal.run(ops.apply)
+            if self._past_deadline():
+                # Adopted after its deadline (woken for it): time out now, rather than
+                # release with the deadline as the next wake-up and be claimed again.
+                await self._time_out()
             if self.status == "running" and self._has_due_work():
                 self.engine.spawn(self._redispatch())
                 return
@@ -237,6 +242,8 @@ class Runner:
         if self.status == "running":
             now = utcnow()
             times = [due for run in self.runs.values() if (due := self._due(run, now)) is not None]
+        if self.status == "pending" and self.row.get("not_before") is not None:
+            times.append(self.row["not_before"])  # a delayed start, adopted early
         if self.row.get("deadline_at") is not None:
             times.append(self.row["deadline_at"])
         return min(times) if times else None
@@ -244,8 +251,11 @@ class Runner:
     # --- running a node --------------------------------------------------------------
 
     async def execute(self, node_id: str) -> None:
-        """Called by a worker: run (or resume) one node and record its outcome."""
-        self.queued.discard(node_id)
+        """Called by a worker: run (or resume) one node and record its outcome.
+
+        The node stays in ``queued`` until its outcome is recorded: between the end of
+        the processor and the commit of its result the run is still ``running``, and
+        ``dispatch`` must not hand it out a second time."""
         run = self.runs.get(node_id)
         try:
             if self.status != "running" or run is None or self.released:
@@ -255,6 +265,7 @@ class Runner:
             elif run.status in ("ready", "running"):
                 await self._run(self.nodes[node_id], run)
         finally:
+            self.queued.discard(node_id)
             self.dispatch()
 
     async def _run(self, node: Node, run: Run) -> None:
@@ -323,24 +334,31 @@ class Runner:
     async def _invoke(
         self, node_id: str, work: Coroutine[Any, Any, Outcome], timeout: float | None
     ) -> Outcome | None:
-        """Run a processor hook; ``None`` when the node was cancelled by a control action."""
+        """Run a processor hook; ``None`` when the node was cancelled by a control action.
+
+        The timeout does not wait for the processor to honour its cancellation (as
+        ``asyncio.wait_for`` would, returning the result of a processor that swallowed
+        it): once the time is up, the node has failed, whatever the processor does next.
+        """
         future: asyncio.Future[Outcome] = asyncio.ensure_future(work)
         self.tasks[node_id] = future
         try:
             if timeout:
-                return await asyncio.wait_for(future, timeout)
+                done, _ = await asyncio.wait({future}, timeout=timeout)
+                if not done:
+                    future.cancel()
+                    return Failed(
+                        f"the node timed out after {format_duration(timeout)}", retryable=True
+                    )
             return await future
-        except TimeoutError:
-            return Failed(
-                f"the node timed out after {format_duration(timeout or 0)}", retryable=True
-            )
         except asyncio.CancelledError:
             if future.cancelled() and not _current_task_cancelling():
                 return None
+            future.cancel()  # this worker is being stopped: stop the processor too
             raise
         except FlowyardError as error:
             return Failed(error.message, retryable=False)
-        except Exception as error:  # noqa: BLE001 - a processor bug must not stop the engine
+        except Exception as error:
             log.warning("processor raised", extra={"action": "node.raised", "execution_id": self.id,
                                                    "node_id": node_id, "error_type": type(error).__name__})  # fmt: skip
             return Failed(f"{type(error).__name__}: {error}", retryable=True)
@@ -583,17 +601,29 @@ class Runner:
         async with self.lock:
             if self.released or self.status not in ("running", "suspended"):
                 return
-            ops = Ops(self.id)
-            limit = format_duration(
-                (
-                    self.row["deadline_at"] - (self.row["started_at"] or self.row["created_at"])
-                ).total_seconds()
-            )
-            await self._fail_execution(
-                ops, f"the execution timed out after {limit}", None, reason="timeout"
-            )
-            await self.engine.journal.run(ops.apply)
+            await self._time_out()
         self.dispatch()
+
+    def _past_deadline(self) -> bool:
+        deadline = self.row.get("deadline_at")
+        return (
+            deadline is not None
+            and deadline <= utcnow()
+            and self.status in ("running", "suspended")
+        )
+
+    async def _time_out(self) -> None:
+        """Fail the execution for its deadline (the runner's lock is held)."""
+        ops = Ops(self.id)
+        limit = format_duration(
+            (
+                self.row["deadline_at"] - (self.row["started_at"] or self.row["created_at"])
+            ).total_seconds()
+        )
+        await self._fail_execution(
+            ops, f"the execution timed out after {limit}", None, reason="timeout"
+        )
+        await self.engine.journal.run(ops.apply)
 
     # --- control actions (SPEC §5) ---------------------------------------------------------
 
@@ -629,8 +659,10 @@ class Runner:
 
     def _control_resume(self, ops: Ops, actor: str | None) -> None:
         self._require("resume", {"suspended"})
-        self.status = "running"
-        ops.execution(status="running")
+        # A delayed start suspended before it began goes back to waiting for its time
+        # (the engine begins it then, as any delayed start).
+        self.status = "running" if self.row.get("started_at") is not None else "pending"
+        ops.execution(status=self.status)
         ops.event("execution.resumed", None, {}, actor=actor)
 
     def _control_retry(self, ops: Ops, actor: str | None) -> None:

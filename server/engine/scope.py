@@ -51,7 +51,7 @@ def _missing(variable: Variable) -> str:
 
 def _type_problem(variable: Variable, value: Any) -> str | None:
     allowed = JSON_TYPES.get(variable.type)
-    if allowed is None or value is None and not variable.required:
+    if allowed is None or (value is None and not variable.required):
         return None
     is_bool = isinstance(value, bool)
     if isinstance(value, allowed) and (variable.type == "boolean" or not is_bool):

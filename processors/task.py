@@ -37,6 +37,8 @@ _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)\s*(.*?)\s*;?\s*
 #: ``console.log(...)`` / ``log(...)``: the arguments are expressions written to the logs.
 _LOG_CALL = re.compile(r"^\s*(?:console\.)?log\s*\((.*)\)\s*;?\s*$", re.DOTALL)
 _COMMENT = ("#", "//")
+#: A long script gives the event loop a turn after this many lines.
+YIELD_EVERY = 50
 #: Characters of one log line written by ``console.log``/``log``.
 MAX_LOG_LINE = 10_000
 NOT_AVAILABLE_YET = (
@@ -221,7 +223,9 @@ async def run_script(script: object, ctx: NodeContext) -> Outcome:
             "the script has no statements; write `name = expression` lines", retryable=False
         )
     assigned: dict[str, Any] = {}
-    for index, line in lines:
+    for count, (index, line) in enumerate(lines, 1):
+        if count % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # cheap lines run inline: let the loop (and a timeout) in
         try:
             await _run_line(line, assigned, ctx)
         except ExpressionError as exc:

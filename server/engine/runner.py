@@ -454,7 +454,10 @@ class Runner:
         run.error = {"message": outcome.error, **dict(outcome.details)}
         self._resolve_wait(node.id, ops, now)
         policy = policy_for(node, self.definition.config)
-        if outcome.retryable and run.attempt < policy.max_attempts and self.status == "running":
+        # on_failure "retry" retries every failure, even one a processor calls final.
+        retry_all = self.definition.config.error_handling.on_failure == "retry"
+        retryable = outcome.retryable or retry_all
+        if retryable and run.attempt < policy.max_attempts and self.status == "running":
             ops.run_update(run.row(self.id))
             delay = delay_after(policy, run.attempt, self.engine.random)
             retry = Run(new_id(), node.id, run.generation, run.attempt + 1, "ready",

@@ -107,7 +107,10 @@ async def evaluate_async(
         return evaluate(text, scope, limits=limits, extra_functions=extra_functions)
     work = asyncio.to_thread(evaluate, text, scope, limits=limits, extra_functions=extra_functions)
     try:
-        return await asyncio.wait_for(work, timeout=limits.timeout_seconds + _ASYNC_GRACE_SECONDS)
+        # asyncio.timeout (unlike 3.11's wait_for) never turns a cancellation of the
+        # caller into a result: a cancelled node stops waiting here at once.
+        async with asyncio.timeout(limits.timeout_seconds + _ASYNC_GRACE_SECONDS):
+            return await work
     except TimeoutError:
         raise ExpressionError(
             f"evaluation took longer than {limits.timeout_seconds:g}s", expression=text

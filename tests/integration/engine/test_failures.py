@@ -91,6 +91,28 @@ async def test_stop_fails_the_execution_at_the_first_failure(client: Client) -> 
     assert execution["completed_at"] is not None
 
 
+async def test_retry_mode_retries_even_failures_a_processor_calls_final(client: Client) -> None:
+    # A script error is not retryable on its own; on_failure "retry" retries it anyway.
+    document = workflow(
+        [script("boom", "x = 1 / 0")],
+        [],
+        config={"max_retries": 2, "error_handling": {"on_failure": "retry"}},
+    )
+    execution = await run(client, document)
+    assert execution["status"] == "failed"
+    assert [r["attempt"] for r in node_runs(execution, "boom")] == [1, 2, 3]
+
+
+async def test_stop_does_not_retry_a_final_failure(client: Client) -> None:
+    document = workflow(
+        [script("boom", "x = 1 / 0")],
+        [],
+        config={"max_retries": 2, "error_handling": {"on_failure": "stop"}},
+    )
+    execution = await run(client, document)
+    assert [r["attempt"] for r in node_runs(execution, "boom")] == [1]
+
+
 async def test_continue_skips_the_failed_branch_and_completes_with_errors(
     client: Client,
 ) -> None:

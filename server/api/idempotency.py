@@ -46,7 +46,7 @@ async def idempotent(
     if stored is not None:
         return _replay(stored, digest)
     response = await produce()
-    if response.status_code < 500:
+    if (response.status_code or 200) < 500:
         try:
             async with database.session() as session, session.begin():
                 session.add(

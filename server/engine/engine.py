@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -24,6 +25,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from processors.registry import ProcessorRegistry
@@ -224,8 +226,14 @@ class Engine:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("node execution failed", extra={"action": "engine.node_crashed",
-                                                              "execution_id": execution_id, "node_id": node_id})  # fmt: skip
+                log.exception(
+                    "node execution failed",
+                    extra={
+                        "action": "engine.node_crashed",
+                        "execution_id": execution_id,
+                        "node_id": node_id,
+                    },
+                )
                 await self._evict(runner)
 
     async def release(self, runner: Runner, next_wake_at: datetime | None) -> None:
@@ -266,12 +274,12 @@ class Engine:
     def wake(self) -> None:
         self._wake.set()
 
-    async def wait_finished(self, execution_id: str, timeout: float) -> bool:
-        """Wait until the execution ends in this process (True) or ``timeout`` passes."""
+    async def wait_finished(self, execution_id: str, seconds: float) -> bool:
+        """Wait until the execution ends in this process (True) or ``seconds`` pass."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(execution_id, []).append(future)
         try:
-            await asyncio.wait_for(future, timeout)
+            await asyncio.wait_for(future, seconds)
             return True
         except TimeoutError:
             return False
@@ -292,9 +300,14 @@ class Engine:
             self._wake.clear()
             now = utcnow()
             try:
-                ids = await self.journal.run(
-                    lambda c: store.claim(c, self.worker_id, now, now + LEASE, CLAIM_BATCH)
+                claim = partial(
+                    store.claim,
+                    worker=self.worker_id,
+                    now=now,
+                    lease_until=now + LEASE,
+                    limit=CLAIM_BATCH,
                 )
+                ids = await self.journal.run(claim)
                 for execution_id in ids:
                     await self.adopt(execution_id)
                 if len(ids) == CLAIM_BATCH:
@@ -306,10 +319,8 @@ class Engine:
             timeout = POLL_SECONDS
             if upcoming is not None:
                 timeout = min(max((upcoming - utcnow()).total_seconds(), 0.0), POLL_SECONDS)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def _heartbeat(self) -> None:
         while not self._stopping:
@@ -317,7 +328,9 @@ class Engine:
             held = list(self.runners)
             if held:
                 until = utcnow() + LEASE
-                await self.journal.run(lambda c: store.renew(c, self.worker_id, held, until))
+                await self.journal.run(
+                    partial(store.renew, worker=self.worker_id, ids=held, until=until)
+                )
 
 
 def _release_all(connection: Any, ids: list[str], worker: str, now: datetime) -> None:

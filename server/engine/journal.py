@@ -12,6 +12,7 @@ others it was grouped with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -183,10 +184,8 @@ class Journal:
             else:
                 future.set_result(result)
 
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             item.loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the loop has closed: nobody is waiting any more
-            pass
 
 
 def _current_error() -> BaseException:

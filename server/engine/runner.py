@@ -120,9 +120,14 @@ class Runner:
         )
         for run in finished:
             if run.status in ("completed", "skipped"):
-                self.scope.merge(run.node_id, run.output or {}, status=run.status,
-                                 started_at=run.started_at, completed_at=run.completed_at,
-                                 attempts=run.attempt)  # fmt: skip
+                self.scope.merge(
+                    run.node_id,
+                    run.output or {},
+                    status=run.status,
+                    started_at=run.started_at,
+                    completed_at=run.completed_at,
+                    attempts=run.attempt,
+                )
             self.routing.resolve(run.node_id, run.taken_edges or [])
         self.seq = max((r.seq or 0 for r in self.runs.values()), default=0)
         self.waits = {w["node_id"]: Wait.from_row(w) for w in wait_rows}
@@ -332,7 +337,7 @@ class Runner:
         )
 
     async def _invoke(
-        self, node_id: str, work: Coroutine[Any, Any, Outcome], timeout: float | None
+        self, node_id: str, work: Coroutine[Any, Any, Outcome], limit: float | None
     ) -> Outcome | None:
         """Run a processor hook; ``None`` when the node was cancelled by a control action.
 
@@ -343,12 +348,12 @@ class Runner:
         future: asyncio.Future[Outcome] = asyncio.ensure_future(work)
         self.tasks[node_id] = future
         try:
-            if timeout:
-                done, _ = await asyncio.wait({future}, timeout=timeout)
+            if limit:
+                done, _ = await asyncio.wait({future}, timeout=limit)
                 if not done:
                     future.cancel()
                     return Failed(
-                        f"the node timed out after {format_duration(timeout)}", retryable=True
+                        f"the node timed out after {format_duration(limit)}", retryable=True
                     )
             return await future
         except asyncio.CancelledError:
@@ -359,8 +364,15 @@ class Runner:
         except FlowyardError as error:
             return Failed(error.message, retryable=False)
         except Exception as error:
-            log.warning("processor raised", extra={"action": "node.raised", "execution_id": self.id,
-                                                   "node_id": node_id, "error_type": type(error).__name__})  # fmt: skip
+            log.warning(
+                "processor raised",
+                extra={
+                    "action": "node.raised",
+                    "execution_id": self.id,
+                    "node_id": node_id,
+                    "error_type": type(error).__name__,
+                },
+            )
             return Failed(f"{type(error).__name__}: {error}", retryable=True)
         finally:
             self.tasks.pop(node_id, None)
@@ -397,10 +409,19 @@ class Runner:
         run.taken_edges, run.seq, run.completed_at = taken, self.seq, now
         self._resolve_wait(node.id, ops, now)
         ops.run_update(run.row(self.id))
-        ops.event(f"node.{status}", node.id, {"attempt": run.attempt, "branch": outcome.branch,
-                                              "duration_ms": _duration_ms(run)})  # fmt: skip
-        self.scope.merge(node.id, output, status=status, started_at=run.started_at,
-                         completed_at=now, attempts=run.attempt)  # fmt: skip
+        ops.event(
+            f"node.{status}",
+            node.id,
+            {"attempt": run.attempt, "branch": outcome.branch, "duration_ms": _duration_ms(run)},
+        )
+        self.scope.merge(
+            node.id,
+            output,
+            status=status,
+            started_at=run.started_at,
+            completed_at=now,
+            attempts=run.attempt,
+        )
         self._advance(self.routing.resolve(node.id, taken), ops)
 
     async def _choose_edges(
@@ -409,8 +430,12 @@ class Runner:
         normal = [e for e in self.routing.outgoing[node.id] if not e.on_error]
         processor = self.engine.processors.get(node.type)
         if processor.routes_by_label:
-            taken = [e.id for e in normal if (e.condition is not None and e.condition == outcome.branch)
-                     or (outcome.next_node is not None and e.to_node == outcome.next_node)]  # fmt: skip
+            taken = [
+                e.id
+                for e in normal
+                if (e.condition is not None and e.condition == outcome.branch)
+                or (outcome.next_node is not None and e.to_node == outcome.next_node)
+            ]
             return taken or [e.id for e in normal if e.condition is None]
         view = self.scope.view()
         if node.output_key:
@@ -443,9 +468,18 @@ class Runner:
         wait = Wait(new_id(), node.id, run.id, outcome.kind, outcome.until, now, dict(outcome.data))
         self.waits[node.id] = wait
         ops.run_update(run.row(self.id))
-        ops.wait_insert({"id": wait.id, "execution_id": self.id, "node_id": node.id,
-                         "node_run_id": run.id, "kind": wait.kind, "due_at": wait.due_at,
-                         "data": wait.data, "created_at": now})  # fmt: skip
+        ops.wait_insert(
+            {
+                "id": wait.id,
+                "execution_id": self.id,
+                "node_id": node.id,
+                "node_run_id": run.id,
+                "kind": wait.kind,
+                "due_at": wait.due_at,
+                "data": wait.data,
+                "created_at": now,
+            }
+        )
         ops.event("node.waiting", node.id, {"kind": wait.kind, "until": _iso(wait.due_at)})
 
     async def _failed(self, node: Node, run: Run, outcome: Failed, ops: Ops) -> None:
@@ -460,12 +494,21 @@ class Runner:
         if retryable and run.attempt < policy.max_attempts and self.status == "running":
             ops.run_update(run.row(self.id))
             delay = delay_after(policy, run.attempt, self.engine.random)
-            retry = Run(new_id(), node.id, run.generation, run.attempt + 1, "ready",
-                        ready_at=now + timedelta(seconds=delay))  # fmt: skip
+            retry = Run(
+                new_id(),
+                node.id,
+                run.generation,
+                run.attempt + 1,
+                "ready",
+                ready_at=now + timedelta(seconds=delay),
+            )
             self.runs[node.id] = retry
             ops.run_insert(retry.row(self.id))
-            ops.event("node.retry_scheduled", node.id, {"attempt": run.attempt, "error": outcome.error,
-                                                        "delay_seconds": round(delay, 3)})  # fmt: skip
+            ops.event(
+                "node.retry_scheduled",
+                node.id,
+                {"attempt": run.attempt, "error": outcome.error, "delay_seconds": round(delay, 3)},
+            )
             return
         self.seq += 1
         run.seq = self.seq
@@ -480,8 +523,11 @@ class Runner:
                 continue
         run.taken_edges = taken
         ops.run_update(run.row(self.id))
-        ops.event("node.failed", node.id, {"attempt": run.attempt, "error": outcome.error,
-                                           "routed": bool(taken)})  # fmt: skip
+        ops.event(
+            "node.failed",
+            node.id,
+            {"attempt": run.attempt, "error": outcome.error, "routed": bool(taken)},
+        )
         if taken:
             self._advance(self.routing.resolve(node.id, taken), ops)
             return
@@ -561,19 +607,31 @@ class Runner:
 
     async def _compensate(self, ops: Ops) -> None:
         """Saga rollback: each completed node's ``compensate``, newest completion first."""
-        done = sorted((r for r in self.runs.values() if r.status == "completed" and r.seq),
-                      key=lambda r: r.seq or 0, reverse=True)  # fmt: skip
+        done = sorted(
+            (r for r in self.runs.values() if r.status == "completed" and r.seq),
+            key=lambda r: r.seq or 0,
+            reverse=True,
+        )
         for run in done:
             step = self.nodes[run.node_id].compensate
             if step is None:
                 continue
             processor = self.engine.processors.get(step.type)
             view = self.scope.view({"output": run.output or {}})
-            record = Run(new_id(), run.node_id, run.generation, 1, "running", kind="compensation",
-                         started_at=utcnow())  # fmt: skip
+            record = Run(
+                new_id(),
+                run.node_id,
+                run.generation,
+                1,
+                "running",
+                kind="compensation",
+                started_at=utcnow(),
+            )
             try:
-                config = {k: v if k in processor.unrendered_keys else render(v, view)
-                          for k, v in step.config.items()}  # fmt: skip
+                config = {
+                    k: v if k in processor.unrendered_keys else render(v, view)
+                    for k, v in step.config.items()
+                }
             except ExpressionError as error:
                 outcome: Outcome | None = Failed(
                     f"config template: {error.message}", retryable=False
@@ -595,8 +653,13 @@ class Runner:
                     else "a compensation step cannot wait"
                 )
                 record.status, record.error = "failed", {"message": message}
-                self.errors.append({"node_id": run.node_id, "error": f"compensation failed: {message}",
-                                    "at": record.completed_at.isoformat()})  # fmt: skip
+                self.errors.append(
+                    {
+                        "node_id": run.node_id,
+                        "error": f"compensation failed: {message}",
+                        "at": record.completed_at.isoformat(),
+                    }
+                )
                 ops.event("node.compensation_failed", run.node_id, {"error": message})
             ops.run_insert(record.row(self.id))
 
@@ -701,8 +764,10 @@ class Runner:
     ) -> None:
         self._require("rerun", {"completed", "failed", "cancelled", "suspended"})
         if node_id not in self.nodes:
-            raise InvalidInput(f"no node {node_id!r} in this workflow",
-                               details=[Problem("/node_id", f"known: {', '.join(self.nodes)}")])  # fmt: skip
+            raise InvalidInput(
+                f"no node {node_id!r} in this workflow",
+                details=[Problem("/node_id", f"known: {', '.join(self.nodes)}")],
+            )
         reset = self.routing.downstream(node_id)
         ops.supersede([self.runs[n].id for n in reset if n in self.runs])
         for node in reset:
@@ -728,7 +793,8 @@ class Runner:
         if run is None or run.status not in ("failed", "waiting"):
             state = run.status if run else "not reached"
             raise InvalidTransition(
-                f"cannot skip node {node_id!r}: it is {state}; only a failed or waiting node can be skipped"
+                f"cannot skip node {node_id!r}: it is {state}; "
+                "only a failed or waiting node can be skipped"
             )
         if self.status == "failed" and run.status == "failed":
             # Undo the failure this node caused: carry on from it, and give the nodes that
@@ -756,15 +822,28 @@ class Runner:
         self._rebuild(rows, [self._wait_row(w) for w in self.waits.values()])
 
     def _wait_row(self, wait: Wait) -> dict[str, Any]:
-        return {"id": wait.id, "node_id": wait.node_id, "node_run_id": wait.node_run_id, "kind": wait.kind,
-                "due_at": wait.due_at, "created_at": wait.created_at, "data": wait.data,
-                "resolution": wait.resolution}  # fmt: skip
+        return {
+            "id": wait.id,
+            "node_id": wait.node_id,
+            "node_run_id": wait.node_run_id,
+            "kind": wait.kind,
+            "due_at": wait.due_at,
+            "created_at": wait.created_at,
+            "data": wait.data,
+            "resolution": wait.resolution,
+        }
 
 
 def _mark_started(execution_id: str, run: Run) -> Any:
     values = {"status": "running", "started_at": run.started_at}
-    event = {"execution_id": execution_id, "node_id": run.node_id, "type": "node.started", "actor": None,
-             "data": {"attempt": run.attempt}, "at": run.started_at}  # fmt: skip
+    event = {
+        "execution_id": execution_id,
+        "node_id": run.node_id,
+        "type": "node.started",
+        "actor": None,
+        "data": {"attempt": run.attempt},
+        "at": run.started_at,
+    }
 
     def work(connection: Any) -> None:
         store.update_run(connection, run.id, values)

@@ -71,10 +71,18 @@ def _execution(
     definition = parse_definition(document)
     scope = Scope(definition, row.input or {}, row.overrides or {}, {"id": row.id})
     current = [r for r in runs if not r.superseded and r.kind == "node"]
-    for run in sorted((r for r in current if r.seq is not None and r.status in ("completed", "skipped")),
-                      key=lambda r: r.seq or 0):  # fmt: skip
-        scope.merge(run.node_id, run.output or {}, status=run.status, started_at=run.started_at,
-                    completed_at=run.completed_at, attempts=run.attempt)  # fmt: skip
+    for run in sorted(
+        (r for r in current if r.seq is not None and r.status in ("completed", "skipped")),
+        key=lambda r: r.seq or 0,
+    ):
+        scope.merge(
+            run.node_id,
+            run.output or {},
+            status=run.status,
+            started_at=run.started_at,
+            completed_at=run.completed_at,
+            attempts=run.attempt,
+        )
     checkpoints = [
         {"node_id": r.node_id, "seq": r.seq, "status": r.status, "at": _iso(r.completed_at)}
         for r in sorted((r for r in current if r.seq is not None), key=lambda r: r.seq or 0)
@@ -96,7 +104,7 @@ def _execution(
                     "at": _iso(r.completed_at or r.started_at),
                 }
                 for r in runs
-            ],  # fmt: skip
+            ],
             "checkpoints": checkpoints,
         },
         executed_nodes=[_node_run(r) for r in runs],
@@ -140,8 +148,15 @@ def _waiting_on(
     if row.status == "pending" and row.not_before:
         items.append({"node_id": None, "kind": "delay", "until": _iso(row.not_before)})
     for wait in waits:
-        items.append({"node_id": wait.node_id, "kind": wait.kind, "until": _iso(wait.due_at),
-                      "task_id": wait.task_id, "callback_url": (wait.data or {}).get("callback_url")})  # fmt: skip
+        items.append(
+            {
+                "node_id": wait.node_id,
+                "kind": wait.kind,
+                "until": _iso(wait.due_at),
+                "task_id": wait.task_id,
+                "callback_url": (wait.data or {}).get("callback_url"),
+            }
+        )
     now = utcnow()
     for run in runs:
         if run.status == "ready" and run.attempt > 1 and run.ready_at and run.ready_at > now:

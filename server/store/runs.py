@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, Dialect, RowMapping
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import ColumnElement
 
 from server.store.models import (
     ExecutionEventRow,
@@ -23,11 +24,11 @@ from server.store.models import (
     WorkflowVersionRow,
 )
 
-executions = ExecutionRow.__table__
-node_runs = NodeRunRow.__table__
-events = ExecutionEventRow.__table__
-waits = WaitRow.__table__
-versions = WorkflowVersionRow.__table__
+executions = cast(Table, ExecutionRow.__table__)
+node_runs = cast(Table, NodeRunRow.__table__)
+events = cast(Table, ExecutionEventRow.__table__)
+waits = cast(Table, WaitRow.__table__)
+versions = cast(Table, WorkflowVersionRow.__table__)
 
 ACTIVE = ("pending", "running")
 NOT_FINISHED = ("pending", "running", "suspended")
@@ -243,7 +244,7 @@ def next_wake(conn: Connection) -> datetime | None:
 def recover(conn: Connection, now: datetime, *, all_leases: bool) -> int:
     """After a restart: free leases (all of them when this is the only process, as on
     SQLite), and put node runs that were running back to ready (at-least-once)."""
-    condition = executions.c.lease_owner.is_not(None)
+    condition: ColumnElement[bool] = executions.c.lease_owner.is_not(None)
     if not all_leases:
         condition = and_(condition, executions.c.lease_until < now)
     stale = [row[0] for row in conn.execute(select(executions.c.id).where(condition))]
@@ -261,25 +262,31 @@ def recover(conn: Connection, now: datetime, *, all_leases: bool) -> int:
     return len(stale)
 
 
-def load(
-    conn: Connection, execution_id: str
-) -> tuple[RowMapping, list[RowMapping], list[RowMapping], dict[str, Any]] | None:
+Row = dict[str, Any]
+
+
+def load(conn: Connection, execution_id: str) -> tuple[Row, list[Row], list[Row], Row] | None:
     """An execution with its current node runs, open waits and pinned definition."""
-    row = conn.execute(select(executions).where(executions.c.id == execution_id)).mappings().first()
-    if row is None:
+    found = (
+        conn.execute(select(executions).where(executions.c.id == execution_id)).mappings().first()
+    )
+    if found is None:
         return None
-    runs = list(
-        conn.execute(
+    row = dict(found)
+    runs = [
+        dict(run)
+        for run in conn.execute(
             select(node_runs)
             .where(node_runs.c.execution_id == execution_id, node_runs.c.superseded.is_(False))
             .order_by(node_runs.c.seq.nulls_last(), node_runs.c.attempt)
         ).mappings()
-    )
-    open_waits = list(
-        conn.execute(
+    ]
+    open_waits = [
+        dict(wait)
+        for wait in conn.execute(
             select(waits).where(waits.c.execution_id == execution_id, waits.c.resolved_at.is_(None))
         ).mappings()
-    )
+    ]
     document = conn.execute(
         select(versions.c.document).where(versions.c.pk == row["definition_pk"])
     ).scalar_one()
@@ -296,7 +303,7 @@ def generations(conn: Connection, execution_id: str) -> dict[str, int]:
     return {node_id: int(generation) for node_id, generation in rows}
 
 
-def pinned_version(conn: Connection, workflow_id: str, version: str | None) -> RowMapping | None:
+def pinned_version(conn: Connection, workflow_id: str, version: str | None) -> Row | None:
     """The stored version an execution should run: ``version``, else the newest active one.
 
     Only live workflows count; the row has ``pk``, ``workflow_id`` and ``version`` (the
@@ -304,7 +311,7 @@ def pinned_version(conn: Connection, workflow_id: str, version: str | None) -> R
     """
     from server.store.models import WorkflowRow
 
-    workflows = WorkflowRow.__table__
+    workflows = cast(Table, WorkflowRow.__table__)
     query = (
         select(versions.c.pk, versions.c.workflow_id, versions.c.version)
         .join(workflows, workflows.c.pk == versions.c.workflow_pk)
@@ -314,7 +321,8 @@ def pinned_version(conn: Connection, workflow_id: str, version: str | None) -> R
         query = query.where(versions.c.version == version)
     else:
         query = query.where(versions.c.status == "active").order_by(versions.c.version_key.desc())
-    return conn.execute(query.limit(1)).mappings().first()
+    found = conn.execute(query.limit(1)).mappings().first()
+    return dict(found) if found is not None else None
 
 
 def version_document(conn: Connection, version_pk: str) -> dict[str, Any]:

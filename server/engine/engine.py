@@ -236,8 +236,13 @@ class Engine:
                 )
                 await self._evict(runner)
 
-    async def release(self, runner: Runner, next_wake_at: datetime | None) -> None:
-        """Hand the lease back (the runner's lock is held by the caller)."""
+    async def release(
+        self, runner: Runner, next_wake_at: datetime | None, *, written: bool = False
+    ) -> None:
+        """Hand the lease back (the runner's lock is held by the caller).
+
+        ``written``: the release was already committed with the runner's last change.
+        """
         runner.released = True
         self.runners.pop(runner.id, None)
         if runner.deadline_timer is not None:
@@ -247,7 +252,15 @@ class Engine:
         poked = runner.poked
         if poked and runner.status not in ("completed", "failed", "cancelled"):
             next_wake_at = utcnow()
-        await self.journal.run(lambda c: store.release(c, runner.id, self.worker_id, next_wake_at))
+        if not written or poked:
+            await self.journal.run(
+                partial(
+                    store.release,
+                    execution_id=runner.id,
+                    worker=self.worker_id,
+                    next_wake_at=next_wake_at,
+                )
+            )
         if runner.status in ("completed", "failed", "cancelled"):
             self._notify_finished(runner.id)
         if next_wake_at is not None:

@@ -55,6 +55,7 @@ class Ops:
         node_id: str | None = None,
         data: Mapping[str, Any] | None = None,
         actor: str | None = None,
+        at: datetime | None = None,
     ) -> None:
         self._events.append(
             {
@@ -63,7 +64,7 @@ class Ops:
                 "type": type_,
                 "actor": actor,
                 "data": dict(data or {}),
-                "at": utcnow(),
+                "at": at or utcnow(),
             }
         )
 

@@ -31,6 +31,8 @@ class Run:
     ready_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    #: whether the start of the current attempt is written (not a column)
+    start_recorded: bool = True
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Run:

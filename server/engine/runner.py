@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowyard.engine")
 
+#: A node still running after this many seconds has its start written on its own.
+STARTED_MARK_AFTER = 0.05
 #: An execution whose next timer or retry is at most this far away stays in memory.
 LINGER = timedelta(seconds=2)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -275,16 +277,26 @@ class Runner:
 
     async def _run(self, node: Node, run: Run) -> None:
         processor = self.engine.processors.get(node.type)
-        run.status, run.started_at = "running", utcnow()
-        self.engine.journal.submit(_mark_started(self.id, run))
-        config = self._render(node, processor)
-        if isinstance(config, Failed):
-            outcome: Outcome | None = config
-        else:
-            run.input = config
-            ctx = self._context(node, run)
-            outcome = await self._invoke(node.id, processor.run(config, ctx), node.timeout)
+        run.status, run.started_at, run.start_recorded = "running", utcnow(), False
+        # A quick node's start is written with its result (one commit, not two); a slower
+        # one's is written as soon as it has run this long, so it shows as running.
+        mark = asyncio.get_running_loop().call_later(STARTED_MARK_AFTER, self._mark_started, run)
+        try:
+            config = self._render(node, processor)
+            if isinstance(config, Failed):
+                outcome: Outcome | None = config
+            else:
+                run.input = config
+                ctx = self._context(node, run)
+                outcome = await self._invoke(node.id, processor.run(config, ctx), node.timeout)
+        finally:
+            mark.cancel()
         await self._record(node, run, outcome)
+
+    def _mark_started(self, run: Run) -> None:
+        if not run.start_recorded and run.status == "running" and not self.released:
+            run.start_recorded = True
+            self.engine.journal.submit(_started_work(self.id, run))
 
     async def _resume(self, node: Node, run: Run) -> None:
         processor = self.engine.processors.get(node.type)
@@ -386,6 +398,9 @@ class Runner:
             if self.status not in ("running", "suspended"):
                 return
             ops = Ops(self.id)
+            if not run.start_recorded and run.started_at is not None:
+                run.start_recorded = True
+                ops.event("node.started", node.id, {"attempt": run.attempt}, at=run.started_at)
             if isinstance(outcome, Completed):
                 await self._completed(node, run, outcome, ops)
             elif isinstance(outcome, Waiting):
@@ -393,7 +408,19 @@ class Runner:
             else:
                 await self._failed(node, run, outcome, ops)
             ops.execution(current_node=node.id)
+            if self.status == "running" and self._only_active(node.id):
+                await self._complete_execution(ops)  # the last node: finish in the same commit
+            if self.status in TERMINAL:
+                ops.execution(lease_owner=None, lease_until=None, next_wake_at=None)
             await self.engine.journal.run(ops.apply)
+            if self.status in TERMINAL:
+                await self.engine.release(self, None, written=True)
+
+    def _only_active(self, node_id: str) -> bool:
+        """Nothing but ``node_id`` (being recorded now) is queued, running or waiting."""
+        if self.tasks or self.queued - {node_id}:
+            return False
+        return not any(r.status in ACTIVE_RUN for r in self.runs.values())
 
     async def _completed(
         self, node: Node, run: Run, outcome: Completed, ops: Ops, *, status: str = "completed"
@@ -834,7 +861,7 @@ class Runner:
         }
 
 
-def _mark_started(execution_id: str, run: Run) -> Any:
+def _started_work(execution_id: str, run: Run) -> Any:
     values = {"status": "running", "started_at": run.started_at}
     event = {
         "execution_id": execution_id,

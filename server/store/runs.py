@@ -126,7 +126,7 @@ PREBUILT = _Prebuilt()
 
 
 def insert_execution(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(executions).values(**values))
+    PREBUILT.insert(conn, executions, [values])
 
 
 def find_by_idempotency_key(conn: Connection, key: str) -> str | None:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from server.definitions.model import parse_definition
+from server.definitions.model import Definition, parse_definition
+from server.engine.routing import Routing
 from server.engine.scope import Scope
 from server.engine.service import PRIORITY_NAMES
 from server.errors import NotFound
@@ -27,7 +28,8 @@ async def execution_json(database: Database, execution_id: str) -> dict[str, Any
         runs = await store.node_runs(session, execution_id)
         waits = await store.open_waits(session, execution_id)
         document = await store.definition_document(session, row.definition_pk)
-    return _execution(row, runs, waits, document)
+        reported_skips = await store.skipped_node_ids(session, execution_id)
+    return _execution(row, runs, waits, document, reported_skips)
 
 
 def summary_json(row: ExecutionRow) -> dict[str, Any]:
@@ -67,6 +69,7 @@ def _execution(
     runs: Sequence[NodeRunRow],
     waits: Sequence[WaitRow],
     document: dict[str, Any],
+    reported_skips: set[str],
 ) -> dict[str, Any]:
     definition = parse_definition(document)
     scope = Scope(definition, row.input or {}, row.overrides or {}, {"id": row.id})
@@ -86,6 +89,11 @@ def _execution(
     checkpoints = [
         {"node_id": r.node_id, "seq": r.seq, "status": r.status, "at": _iso(r.completed_at)}
         for r in sorted((r for r in current if r.seq is not None), key=lambda r: r.seq or 0)
+    ]
+    executed = [_node_run(r) for r in runs] + [
+        _skipped_node(node_id)
+        for node_id in _skipped_nodes(definition, current)
+        if node_id in reported_skips
     ]
     body = summary_json(row)
     body.update(
@@ -107,10 +115,34 @@ def _execution(
             ],
             "checkpoints": checkpoints,
         },
-        executed_nodes=[_node_run(r) for r in runs],
+        executed_nodes=executed,
         waiting_on=_waiting_on(row, current, waits),
     )
     return body
+
+
+def _skipped_nodes(definition: Definition, runs: Sequence[NodeRunRow]) -> list[str]:
+    """Nodes that replaying the stored routing finds skipped (and that did not run).
+
+    Only those the engine also reported skipped are shown: replay alone would mark the
+    nodes after a failure that stopped the execution, which were never reached.
+    """
+    routing = Routing(definition.graph)
+    routing.start()
+    for run in sorted((r for r in runs if r.seq is not None), key=lambda r: r.seq or 0):
+        routing.resolve(run.node_id, run.taken_edges or [])
+    ran = {r.node_id for r in runs}
+    return [
+        node.id for node in definition.nodes if node.id in routing.skipped and node.id not in ran
+    ]
+
+
+def _skipped_node(node_id: str) -> dict[str, Any]:
+    return {
+        "node_id": node_id, "status": "skipped", "kind": "node", "attempt": 0, "generation": 0,
+        "superseded": False, "input": None, "output": None, "error": None, "branch": None,
+        "started_at": None, "completed_at": None, "duration": None, "retry_count": 0, "logs": [],
+    }  # fmt: skip
 
 
 def _current_node(row: ExecutionRow, runs: Sequence[NodeRunRow]) -> str | None:

@@ -147,3 +147,15 @@ async def waiting_executions(session: AsyncSession) -> int:
         select(func.count(func.distinct(WaitRow.execution_id))).where(WaitRow.resolved_at.is_(None))
     )
     return int(count or 0)
+
+
+async def skipped_node_ids(session: AsyncSession, execution_id: str) -> set[str]:
+    """Nodes the engine reported as skipped (dead-path elimination) at some point."""
+    rows = await session.execute(
+        select(ExecutionEventRow.node_id)
+        .where(
+            ExecutionEventRow.execution_id == execution_id, ExecutionEventRow.type == "node.skipped"
+        )
+        .distinct()
+    )
+    return {node_id for (node_id,) in rows if node_id}

@@ -188,12 +188,25 @@ async def event_types(client: Client, execution_id: str) -> list[tuple[str, str 
 
 
 def node_runs(execution: dict[str, Any], node_id: str | None = None) -> list[dict[str, Any]]:
-    """The execution's node runs (not compensations), optionally of one node."""
+    """The execution's node runs (not compensations), optionally of one node.
+
+    Entries for nodes skipped by dead-path elimination (``attempt`` 0) are not runs: they
+    never ran. See :func:`skipped_entries`.
+    """
     return [
         r
         for r in execution["executed_nodes"]
-        if r["kind"] == "node" and (node_id is None or r["node_id"] == node_id)
+        if r["kind"] == "node" and r["attempt"] > 0 and (node_id is None or r["node_id"] == node_id)
     ]
+
+
+def skipped_entries(execution: dict[str, Any]) -> set[str]:
+    """Nodes listed in executed_nodes as skipped by dead-path elimination."""
+    return {
+        r["node_id"]
+        for r in execution["executed_nodes"]
+        if r["attempt"] == 0 and r["status"] == "skipped"
+    }
 
 
 def latest(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from tests.integration.engine.conftest import (
     node_runs,
     run,
     script,
+    skipped_entries,
     statuses,
     timer,
     workflow,
@@ -74,6 +75,22 @@ async def test_on_error_edge_is_skipped_when_the_node_succeeds(client: Client) -
     assert execution["status"] == "completed", execution["error"]
     assert completed(execution) == {"work", "next"}
     assert await skipped(client, execution["id"]) == {"handler"}
+
+
+async def test_skipped_nodes_are_listed_and_unreached_nodes_are_not(client: Client) -> None:
+    # continue: the failed node's downstream is skipped (dead-path elimination) and listed;
+    # stop: nothing after the failure was reached, so nothing is listed as skipped.
+    nodes = [script("boom", "x = 1 / 0"), expr("after", "1"), expr("other", "2")]
+    for mode, expected in (("continue", {"after"}), ("stop", set())):
+        document = workflow(
+            nodes, chain("boom", "after"), config={"error_handling": {"on_failure": mode}}
+        )
+        document["id"] = f"wf-{mode}"
+        execution = await run(client, document)
+        assert skipped_entries(execution) == expected, mode
+        assert all(
+            r["started_at"] is None for r in execution["executed_nodes"] if r["attempt"] == 0
+        )
 
 
 async def test_stop_fails_the_execution_at_the_first_failure(client: Client) -> None:

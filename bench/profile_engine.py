@@ -216,11 +216,13 @@ def sql_costs(h: Harness, execution_id: str) -> dict[str, float]:
 
     from sqlalchemy import bindparam, update
 
+    # Its own engine on the same file: the journal holds its one connection for its thread.
+    from server.engine.journal import create_sync_engine
     from server.engine.records import Run
     from server.store import runs as store
     from server.store.models import new_id, utcnow
 
-    engine = h.engine.journal._engine
+    engine = create_sync_engine(h.url)
     n = 1000
     out: dict[str, float] = {}
     doc = {"n": 3, "tag": "bench", "step": 3}

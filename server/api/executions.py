@@ -103,6 +103,62 @@ class WorkflowExecutionController(Controller):
         return await _page(database, query)
 
 
+def _action(action: str, summary: str) -> Any:
+    """A route that applies one control action with no body."""
+
+    @post(
+        f"/{{execution_id:str}}/{action}",
+        status_code=HTTP_200_OK,
+        summary=summary,
+        responses=ERRORS,
+    )
+    async def handler(
+        self: Controller,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
+        return await _control(request, executions, database, execution_id, action)
+
+    return handler
+
+
+def _node_action(action: str, field: str, summary: str, about: str) -> Any:
+    """A route that applies a control action to one node: body ``{node_id, <field>}``."""
+    body_schema = {
+        "type": "object",
+        "required": ["node_id"],
+        "properties": {"node_id": {"type": "string"}, field: {"type": "object"}},
+    }
+
+    @post(
+        f"/{{execution_id:str}}/{action}",
+        status_code=HTTP_200_OK,
+        summary=summary,
+        responses=ERRORS,
+        operation_class=json_body(f"The node, and {about}", body_schema),
+    )
+    async def handler(
+        self: Controller,
+        execution_id: PathId,
+        request: Request[Any, Any, Any],
+        executions: NamedDependency[ExecutionService],
+        database: NamedDependency[Database],
+    ) -> Response[Any]:
+        body = await read_json_object(request)
+        node_id, value = body.get("node_id"), body.get(field) or {}
+        problems = _node_problems(node_id)
+        if not isinstance(value, dict):
+            problems.append(Problem(f"/{field}", "must be an object"))
+        if problems:
+            raise InvalidInput(f"the {action} request is invalid", details=problems)
+        options = {"node_id": node_id, field: value}
+        return await _control(request, executions, database, execution_id, action, **options)
+
+    return handler
+
+
 class ExecutionController(Controller):
     path = "/api/v1/workflows/executions"
     tags = ["executions"]
@@ -172,116 +228,16 @@ class ExecutionController(Controller):
             "limit": limit,
         }
 
-    @post("/{execution_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel", responses=ERRORS)
-    async def cancel(
-        self,
-        execution_id: PathId,
-        request: Request[Any, Any, Any],
-        executions: NamedDependency[ExecutionService],
-        database: NamedDependency[Database],
-    ) -> Response[Any]:
-        return await _control(request, executions, database, execution_id, "cancel")
-
-    @post(
-        "/{execution_id:str}/suspend", status_code=HTTP_200_OK, summary="Suspend", responses=ERRORS
+    cancel = _action("cancel", "Cancel: stop running nodes, abandon waits")
+    suspend = _action("suspend", "Suspend: start no new node until resumed")
+    resume = _action("resume", "Resume a suspended execution")
+    retry = _action("retry", "Retry the failed nodes, keeping completed outputs")
+    rerun = _node_action(
+        "rerun", "input_patch", "Rerun from a node", "an optional patch of the input"
     )
-    async def suspend(
-        self,
-        execution_id: PathId,
-        request: Request[Any, Any, Any],
-        executions: NamedDependency[ExecutionService],
-        database: NamedDependency[Database],
-    ) -> Response[Any]:
-        return await _control(request, executions, database, execution_id, "suspend")
-
-    @post("/{execution_id:str}/resume", status_code=HTTP_200_OK, summary="Resume", responses=ERRORS)
-    async def resume(
-        self,
-        execution_id: PathId,
-        request: Request[Any, Any, Any],
-        executions: NamedDependency[ExecutionService],
-        database: NamedDependency[Database],
-    ) -> Response[Any]:
-        return await _control(request, executions, database, execution_id, "resume")
-
-    @post(
-        "/{execution_id:str}/retry",
-        status_code=HTTP_200_OK,
-        summary="Retry the failed nodes",
-        responses=ERRORS,
+    skip = _node_action(
+        "skip", "output", "Skip a failed or waiting node", "the output to record for it"
     )
-    async def retry(
-        self,
-        execution_id: PathId,
-        request: Request[Any, Any, Any],
-        executions: NamedDependency[ExecutionService],
-        database: NamedDependency[Database],
-    ) -> Response[Any]:
-        return await _control(request, executions, database, execution_id, "retry")
-
-    @post(
-        "/{execution_id:str}/rerun",
-        status_code=HTTP_200_OK,
-        summary="Rerun from a node",
-        responses=ERRORS,
-        operation_class=json_body(
-            "The node to rerun from, and an optional input patch",
-            {
-                "type": "object",
-                "required": ["node_id"],
-                "properties": {"node_id": {"type": "string"}, "input_patch": {"type": "object"}},
-            },
-        ),
-    )
-    async def rerun(
-        self,
-        execution_id: PathId,
-        request: Request[Any, Any, Any],
-        executions: NamedDependency[ExecutionService],
-        database: NamedDependency[Database],
-    ) -> Response[Any]:
-        body = await read_json_object(request)
-        node_id, patch = body.get("node_id"), body.get("input_patch") or {}
-        problems = _node_problems(node_id)
-        if not isinstance(patch, dict):
-            problems.append(Problem("/input_patch", "must be an object of variable values"))
-        if problems:
-            raise InvalidInput("the rerun request is invalid", details=problems)
-        return await _control(
-            request, executions, database, execution_id, "rerun", node_id=node_id, input_patch=patch
-        )
-
-    @post(
-        "/{execution_id:str}/skip",
-        status_code=HTTP_200_OK,
-        summary="Skip a failed or waiting node",
-        responses=ERRORS,
-        operation_class=json_body(
-            "The node to skip and the output to record for it",
-            {
-                "type": "object",
-                "required": ["node_id"],
-                "properties": {"node_id": {"type": "string"}, "output": {"type": "object"}},
-            },
-        ),
-    )
-    async def skip(
-        self,
-        execution_id: PathId,
-        request: Request[Any, Any, Any],
-        executions: NamedDependency[ExecutionService],
-        database: NamedDependency[Database],
-    ) -> Response[Any]:
-        body = await read_json_object(request)
-        node_id, output = body.get("node_id"), body.get("output") or {}
-        problems = _node_problems(node_id)
-        if not isinstance(output, dict):
-            problems.append(Problem("/output", "must be an object"))
-        if problems:
-            raise InvalidInput("the skip request is invalid", details=problems)
-        return await _control(
-            request, executions, database, execution_id, "skip", node_id=node_id, output=output
-        )
 
     @post(
         "/{execution_id:str}/restart",

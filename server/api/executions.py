@@ -18,7 +18,7 @@ from server.api.schemas import ErrorResponse
 from server.config import Settings
 from server.engine.service import PRIORITIES, ExecutionService, check_start_body
 from server.engine.views import event_json, execution_json, summary_json
-from server.errors import InvalidInput, Problem
+from server.errors import InvalidInput, NotFound, Problem
 from server.store import executions as store
 from server.store.database import Database
 
@@ -217,8 +217,6 @@ class ExecutionController(Controller):
     ) -> dict[str, Any]:
         async with database.reader() as session:
             if await store.get(session, execution_id) is None:
-                from server.errors import NotFound
-
                 raise NotFound(f"no execution with id {execution_id!r}")
             rows, total = await store.events(session, execution_id, after=after, limit=limit)
         return {

@@ -30,6 +30,8 @@ from server.store.models import new_id, utcnow
 
 PRIORITIES = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 PRIORITY_NAMES = {value: name for name, value in PRIORITIES.items()}
+#: The furthest a start can be delayed (``delay`` or ``start_at``).
+MAX_START_DELAY = timedelta(days=366)
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "rerun", "skip")
 
 
@@ -273,12 +275,13 @@ def check_start_body(body: dict[str, Any]) -> StartOptions:
     if body.get("start_at") is not None:
         try:
             start_at = datetime.fromisoformat(str(body["start_at"]))
-            if start_at.tzinfo is None:
+            if start_at.tzinfo is None or start_at - utcnow() > MAX_START_DELAY:
                 raise ValueError
         except ValueError:
             problems.append(
                 Problem(
-                    "/start_at", "an ISO-8601 timestamp with a timezone, e.g. 2026-01-01T09:00:00Z"
+                    "/start_at",
+                    "an ISO-8601 timestamp with a timezone, within a year (2027-01-01T09:00:00Z)",
                 )
             )
     texts = {}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -46,8 +47,6 @@ async def upgrade(database: Database, revision: str = "head") -> None:
 
 async def current_revision(database: Database) -> str | None:
     def read(connection: Connection) -> str | None:
-        from alembic.runtime.migration import MigrationContext
-
         return MigrationContext.configure(connection).get_current_revision()
 
     async with database.engine.connect() as connection:

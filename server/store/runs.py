@@ -21,6 +21,7 @@ from server.store.models import (
     ExecutionRow,
     NodeRunRow,
     WaitRow,
+    WorkflowRow,
     WorkflowVersionRow,
 )
 
@@ -309,8 +310,6 @@ def pinned_version(conn: Connection, workflow_id: str, version: str | None) -> R
     Only live workflows count; the row has ``pk``, ``workflow_id`` and ``version`` (the
     document is read separately, once per version, since it never changes).
     """
-    from server.store.models import WorkflowRow
-
     workflows = cast(Table, WorkflowRow.__table__)
     query = (
         select(versions.c.pk, versions.c.workflow_id, versions.c.version)

@@ -38,7 +38,7 @@ from server.engine.ops import Ops
 from server.engine.records import RUN_FINISHED, TERMINAL, Run, Wait
 from server.engine.retry import delay_after, policy_for
 from server.engine.routing import Advance, Routing
-from server.engine.scope import Scope
+from server.engine.scope import Scope, check_input
 from server.errors import ExpressionError, FlowyardError, InvalidInput, InvalidTransition, Problem
 from server.expressions import render
 from server.store import runs as store
@@ -795,6 +795,16 @@ class Runner:
                 f"no node {node_id!r} in this workflow",
                 details=[Problem("/node_id", f"known: {', '.join(self.nodes)}")],
             )
+        if input_patch:
+            patched = {**(self.row["input"] or {}), **(self.row["overrides"] or {}), **input_patch}
+            problems = [
+                Problem(p.path.replace("/input/", "/input_patch/", 1), p.message)
+                for p in check_input(self.definition, patched)
+            ]
+            if problems:
+                raise InvalidInput(
+                    "the input patch does not match the declared variables", details=problems
+                )
         reset = self.routing.downstream(node_id)
         ops.supersede([self.runs[n].id for n in reset if n in self.runs])
         for node in reset:

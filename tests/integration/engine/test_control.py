@@ -17,6 +17,7 @@ from tests.integration.engine.conftest import (
     event_types,
     events,
     expr,
+    get_execution,
     latest,
     node_runs,
     run,
@@ -209,6 +210,25 @@ async def test_rerun_from_a_node_runs_it_and_its_downstream_again_with_the_patch
     assert rerun["node_id"] == "b"
     assert set(rerun["data"]["reset"]) == {"b", "c"}
     assert rerun["data"]["input_patch"] == {"x": 5}
+
+
+async def test_rerun_refuses_an_input_patch_of_the_wrong_type(client: Client) -> None:
+    document = workflow(
+        [script("a", "y = x + 1")],
+        [],
+        variables={"x": {"name": "x", "type": "integer", "default_value": 1}},
+    )
+    first = await run(client, document)
+    response = await control(
+        client, first["id"], "rerun", {"node_id": "a", "input_patch": {"x": "five"}}
+    )
+    assert response.status_code == 422
+    (detail,) = response.json()["error"]["details"]
+    assert detail["path"] == "/input_patch/x"
+    assert "integer" in detail["message"]
+    again = await get_execution(client, first["id"])
+    assert again["status"] == "completed"  # nothing was reset
+    assert len(node_runs(again, "a")) == 1
 
 
 # --- skip ------------------------------------------------------------------------------------

@@ -22,14 +22,14 @@ import logging
 import os
 import random
 import socket
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from processors.registry import ProcessorRegistry
-from server.definitions.model import Definition, parse_definition
+from server.definitions.cache import ParsedDefinitions
+from server.definitions.model import Definition
 from server.engine.journal import Journal
 from server.engine.ops import Ops
 from server.engine.runner import Runner
@@ -75,7 +75,7 @@ class Engine:
         self._stopping = False
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.nodes_run = 0
-        self._definitions: OrderedDict[str, Definition] = OrderedDict()
+        self._definitions = ParsedDefinitions()
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -201,15 +201,7 @@ class Engine:
 
     def definition(self, version_pk: str, document: Mapping[str, Any]) -> Definition:
         """The parsed definition of a stored version (its content never changes)."""
-        parsed = self._definitions.get(version_pk)
-        if parsed is None:
-            parsed = parse_definition(dict(document))
-            self._definitions[version_pk] = parsed
-            if len(self._definitions) > 256:
-                self._definitions.popitem(last=False)
-        else:
-            self._definitions.move_to_end(version_pk)
-        return parsed
+        return self._definitions.get(version_pk, document)
 
     def enqueue(self, runner: Runner, node_id: str) -> None:
         self._queue.put_nowait((-runner.priority, next(self._order), runner.id, node_id))

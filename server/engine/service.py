@@ -107,7 +107,6 @@ class ExecutionService:
             "next_wake_at": begins if delayed else None,
             "lease_owner": None if delayed else self.engine.worker_id,
             "lease_until": None if delayed else now + LEASE,
-            "row_version": 0,
         }
         ops = Ops(execution_id)
         ops.event(
@@ -234,11 +233,6 @@ class ExecutionService:
         ops.event("execution.restarted", None, {"new_execution_id": new_execution}, actor=actor)
         await self.engine.journal.run(ops.apply)
         return new_execution
-
-    async def wait(self, execution_id: str, seconds: float) -> None:
-        """Return once the execution is finished here or ``seconds`` passed (CLIs, tests)."""
-        if execution_id in self.engine.runners:
-            await self.engine.wait_finished(execution_id, seconds)
 
 
 def check_start_body(body: dict[str, Any]) -> StartOptions:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from server.definitions.model import Definition, parse_definition
+from server.definitions.cache import ParsedDefinitions
+from server.definitions.model import Definition
 from server.engine.routing import Routing
 from server.engine.scope import Scope
 from server.engine.service import PRIORITY_NAMES
@@ -18,6 +19,9 @@ from server.errors import NotFound
 from server.store import executions as store
 from server.store.database import Database
 from server.store.models import ExecutionEventRow, ExecutionRow, NodeRunRow, WaitRow, utcnow
+
+#: Parsed definitions for the views (each version is parsed once per process).
+_PARSED = ParsedDefinitions()
 
 
 async def execution_json(database: Database, execution_id: str) -> dict[str, Any]:
@@ -27,9 +31,12 @@ async def execution_json(database: Database, execution_id: str) -> dict[str, Any
             raise NotFound(f"no execution with id {execution_id!r}")
         runs = await store.node_runs(session, execution_id)
         waits = await store.open_waits(session, execution_id)
-        document = await store.definition_document(session, row.definition_pk)
+        document = {}
+        if row.definition_pk not in _PARSED:
+            document = await store.definition_document(session, row.definition_pk)
         reported_skips = await store.skipped_node_ids(session, execution_id)
-    return _execution(row, runs, waits, document, reported_skips)
+    definition = _PARSED.get(row.definition_pk, document)
+    return _execution(row, runs, waits, definition, reported_skips)
 
 
 def summary_json(row: ExecutionRow) -> dict[str, Any]:
@@ -68,10 +75,9 @@ def _execution(
     row: ExecutionRow,
     runs: Sequence[NodeRunRow],
     waits: Sequence[WaitRow],
-    document: dict[str, Any],
+    definition: Definition,
     reported_skips: set[str],
 ) -> dict[str, Any]:
-    definition = parse_definition(document)
     scope = Scope(definition, row.input or {}, row.overrides or {}, {"id": row.id})
     current = [r for r in runs if not r.superseded and r.kind == "node"]
     for run in sorted(

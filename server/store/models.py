@@ -198,7 +198,6 @@ class ExecutionRow(Base):
     next_wake_at: Mapped[datetime | None] = mapped_column()
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column()
-    row_version: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_executions_status_priority_created_at", "status", "priority", "created_at"),

@@ -280,7 +280,6 @@ def upgrade() -> None:
         sa.Column("next_wake_at", server.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
         sa.Column("lease_until", server.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("row_version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["definition_pk"],
             ["workflow_versions.pk"],

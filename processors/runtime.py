@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-WaitKind = Literal["timer", "human_task", "callback"]
+WaitKind = Literal["timer", "human_task", "callback", "children"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +32,17 @@ class Completed:
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
-    """Park the node; ``until`` is when a timer fires (``None``: an outside event)."""
+    """Park the node; ``until`` is when a timer fires (``None``: an outside event).
+
+    ``token`` is an unguessable key by which an outside caller finds this wait (a
+    callback URL); it is stored unique with the wait. ``data`` is kept with the wait and
+    handed back to ``resume`` as ``WaitResolution.wait_data``.
+    """
 
     kind: WaitKind
     until: datetime | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,9 +73,12 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         Journal(settings.server.resolved_database_url),
         default_registry(),
         max_workers=settings.server.max_workers,
-        services={"handlers": Handlers.load(settings.tasks.handler_modules)},
     )
     executions = ExecutionService(registry, engine, settings)
+    # What node types use at run time, through ``NodeContext.services`` (one entry per
+    # integration; a service with an ``aclose()`` is closed when the server stops).
+    services = engine.services
+    services["handlers"] = Handlers.load(settings.tasks.handler_modules)
     started_at = time.monotonic()
 
     @asynccontextmanager
@@ -91,6 +94,10 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
             yield
         finally:
             await engine.stop(grace=parse_duration(settings.server.shutdown_grace))
+            for service in services.values():
+                close = getattr(service, "aclose", None)
+                if close is not None:
+                    await close()
             await database.dispose()
             log.info("flowyard stopped", extra={"action": "server.stopped"})
 

@@ -268,6 +268,20 @@ class Engine:
         await self.journal.run(lambda c: store.release(c, runner.id, self.worker_id, now))
         self._wake.set()
 
+    def wait_answered(
+        self, execution_id: str, wait_id: str, resolution: Mapping[str, Any]
+    ) -> None:
+        """An outside answer to a wait was committed (``store.answer_wait``): resume the
+        node now if this process drives the execution, else wake the claim loop."""
+        runner = self.runners.get(execution_id)
+        if runner is not None:
+            for wait in runner.waits.values():
+                if wait.id == wait_id:
+                    wait.resolution = dict(resolution)
+                    runner.dispatch()
+                    return
+        self.notify(execution_id)
+
     def notify(self, execution_id: str) -> None:
         """Something outside changed this execution (a wait resolved): look at it again."""
         runner = self.runners.get(execution_id)

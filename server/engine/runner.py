@@ -492,6 +492,7 @@ class Runner:
     def _waiting(self, node: Node, run: Run, outcome: Waiting, ops: Ops) -> None:
         now = utcnow()
         run.status = "waiting"
+        self._resolve_wait(node.id, ops, now)  # a resumed node may wait again (escalation…)
         wait = Wait(new_id(), node.id, run.id, outcome.kind, outcome.until, now, dict(outcome.data))
         self.waits[node.id] = wait
         ops.run_update(run.row(self.id))
@@ -504,6 +505,7 @@ class Runner:
                 "kind": wait.kind,
                 "due_at": wait.due_at,
                 "data": wait.data,
+                "token": outcome.token,
                 "created_at": now,
             }
         )

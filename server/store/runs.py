@@ -32,6 +32,7 @@ waits = cast(Table, WaitRow.__table__)
 versions = cast(Table, WorkflowVersionRow.__table__)
 
 ACTIVE = ("pending", "running")
+Row = dict[str, Any]
 NOT_FINISHED = ("pending", "running", "suspended")
 
 
@@ -171,6 +172,53 @@ def resolve_waits(conn: Connection, wait_ids: Iterable[str], at: datetime) -> No
         )
 
 
+def open_wait(
+    conn: Connection,
+    *,
+    token: str | None = None,
+    execution_id: str | None = None,
+    node_id: str | None = None,
+) -> Row | None:
+    """The open (unresolved, unanswered) wait with ``token``, or of ``node_id`` in
+    ``execution_id``; ``None`` when there is none."""
+    query = select(waits).where(waits.c.resolved_at.is_(None), waits.c.resolution.is_(None))
+    if token is not None:
+        query = query.where(waits.c.token == token)
+    else:
+        query = query.where(waits.c.execution_id == execution_id, waits.c.node_id == node_id)
+    found = conn.execute(query.order_by(waits.c.created_at.desc()).limit(1)).mappings().first()
+    return dict(found) if found else None
+
+
+def answer_wait(
+    conn: Connection, wait_id: str, resolution: Mapping[str, Any], now: datetime
+) -> bool:
+    """Record the outside answer to an open wait and wake its execution.
+
+    Exactly once: only the first answer is kept (``False`` for any later one, and for a
+    wait that was abandoned). The execution's owner resumes the node with ``resolution``
+    (``WaitResolution.data``); see ``Engine.wait_answered``.
+    """
+    result = conn.execute(
+        update(waits)
+        .where(
+            waits.c.id == wait_id,
+            waits.c.resolution.is_(None),
+            waits.c.resolved_at.is_(None),
+        )
+        .values(resolution=dict(resolution))
+    )
+    if not result.rowcount:
+        return False
+    execution_id = conn.execute(select(waits.c.execution_id).where(waits.c.id == wait_id)).scalar()
+    conn.execute(
+        update(executions)
+        .where(executions.c.id == execution_id, executions.c.status.in_(ACTIVE))
+        .values(next_wake_at=now)
+    )
+    return True
+
+
 def claim(
     conn: Connection, worker: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[str]:
@@ -262,8 +310,6 @@ def recover(conn: Connection, now: datetime, *, all_leases: bool) -> int:
         )
     return len(stale)
 
-
-Row = dict[str, Any]
 
 
 def load(conn: Connection, execution_id: str) -> tuple[Row, list[Row], list[Row], Row] | None:

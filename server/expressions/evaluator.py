@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
 import operator
+import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -32,7 +34,14 @@ from simpleeval import DEFAULT_OPERATORS, EvalWithCompoundTypes, InvalidExpressi
 
 from server.errors import ExpressionError
 from server.expressions.functions import FUNCTION_DOCS, FUNCTIONS
-from server.expressions.jsondata import SCALARS, copy_json, to_text, type_name, weight
+from server.expressions.jsondata import (
+    SCALARS,
+    CopyBudgetExceeded,
+    copy_json,
+    to_text,
+    type_name,
+    weight,
+)
 from server.expressions.limits import (
     ALLOCATION_FACTOR,
     DEFAULT_LIMITS,
@@ -65,19 +74,24 @@ def evaluate(
     *,
     limits: ExpressionLimits = DEFAULT_LIMITS,
     extra_functions: Mapping[str, Function] | None = None,
+    copy_budget: int | None = None,
 ) -> Any:
     """The JSON value of expression ``text`` in ``scope``.
 
     Runs in the calling thread; use :func:`evaluate_async` from the event loop. The
     result is a fresh copy (tuples become lists) that shares nothing with the scope.
+    ``copy_budget``: raise :class:`CopyBudgetExceeded` rather than copy a result with
+    more values than this.
     """
     extra = dict(extra_functions or {})
     source, _ = compile_expression(text, limits.max_length, frozenset(extra))
     with deadline_after(limits.timeout_seconds) as deadline:
-        evaluator = _Evaluator(source, scope, {**FUNCTIONS, **extra}, limits, deadline)
+        evaluator = _evaluator(source, scope, extra, limits, deadline)
         try:
             result = evaluator.run()
-            return copy_json(result, deadline=deadline)
+            return copy_json(result, deadline=deadline, budget=copy_budget)
+        except CopyBudgetExceeded:
+            raise  # not an error of the expression: the caller copies elsewhere
         except ExpressionError as exc:
             if exc.expression:
                 raise
@@ -98,13 +112,22 @@ async def evaluate_async(
     """:func:`evaluate` without blocking the event loop.
 
     An expression whose cost cannot grow with the data (:func:`runs_in_bounded_time`)
-    runs inline: a thread hop costs more than it does. Any other runs in a worker thread;
-    the evaluation stops itself at ``limits.timeout_seconds``, and waiting here is capped
-    too, as a second line of defence (a thread cannot be killed, so it then finishes on
-    its own, bounded by the same deadline).
+    runs inline: a thread hop costs more than it does. Its result is copied inline too
+    when it is small (``INLINE_COPY_BUDGET`` values); a bigger one — a name that holds a
+    big list — is evaluated again in a thread. Any other expression runs in a worker
+    thread; the evaluation stops itself at ``limits.timeout_seconds``, and waiting here
+    is capped too, as a second line of defence (a thread cannot be killed, so it then
+    finishes on its own, bounded by the same deadline).
     """
     if runs_in_bounded_time(text, limits.max_length):
-        return evaluate(text, scope, limits=limits, extra_functions=extra_functions)
+        with contextlib.suppress(CopyBudgetExceeded):
+            return evaluate(
+                text,
+                scope,
+                limits=limits,
+                extra_functions=extra_functions,
+                copy_budget=INLINE_COPY_BUDGET,
+            )
     work = asyncio.to_thread(evaluate, text, scope, limits=limits, extra_functions=extra_functions)
     try:
         # asyncio.timeout (unlike 3.11's wait_for) never turns a cancellation of the
@@ -122,28 +145,26 @@ _BOUNDED_FUNCTIONS = frozenset(
     {"len", "bool", "abs", "round", "int", "float", "now", "today", "get"}
 )
 _BOUNDED_OPERATORS = (ast.Add, ast.Sub, ast.Div, ast.FloorDiv, ast.USub, ast.UAdd, ast.Not)
-#: Roots whose value is a scalar (so copying the result costs nothing).
-_SCALAR_ROOTS = (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Constant)
+#: Values an inline evaluation may copy on the event loop (a result with more is
+#: evaluated again in a thread).
+INLINE_COPY_BUDGET = 2_000
 
 
 @lru_cache(maxsize=4096)
 def runs_in_bounded_time(text: str, max_length: int = DEFAULT_LIMITS.max_length) -> bool:
-    """True when evaluating ``text`` costs microseconds whatever the data.
+    """True when evaluating ``text`` costs microseconds whatever the data (copying its
+    result aside: see :func:`evaluate_async`).
 
-    That is: a comparison, boolean, arithmetic (``+ - / //``) or constant at the root;
-    inside, only names, constants, attribute and index lookups, those operators, and calls
-    of constant-time functions. No repetition, powers, comprehensions, f-strings, regexes
-    or functions that walk a collection.
+    That is: only names, constants, attribute and index lookups, comparisons, booleans,
+    arithmetic (``+ - / //``), list/tuple/object literals and calls of constant-time
+    functions. No repetition, powers, comprehensions, f-strings, regexes or functions
+    that walk a collection.
     """
     try:
         source, _ = compile_expression(text, max_length, frozenset())
     except ExpressionError:
         return False
-    root = source.tree.body
-    scalar = isinstance(root, _SCALAR_ROOTS) or (
-        isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id != "get"
-    )
-    return scalar and all(_bounded(node) for node in ast.walk(root))
+    return all(_bounded(node) for node in ast.walk(source.tree.body))
 
 
 def _bounded(node: ast.AST) -> bool:
@@ -158,7 +179,31 @@ def _bounded(node: ast.AST) -> bool:
     return isinstance(node, (
         ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Compare, ast.BoolOp, ast.Load,
         ast.cmpop, ast.boolop, ast.operator, ast.unaryop, ast.Expression,
+        ast.Dict, ast.List, ast.Tuple,
     ))  # fmt: skip
+
+
+_reusable = threading.local()
+
+
+def _evaluator(
+    source: Source,
+    scope: Mapping[str, Any],
+    extra: Mapping[str, Function],
+    limits: ExpressionLimits,
+    deadline: float,
+) -> _Evaluator:
+    """An evaluator for one evaluation: this thread's own when only the standard
+    functions are used (an evaluation never awaits, so it cannot be re-entered)."""
+    if extra:
+        return _Evaluator(source, scope, {**FUNCTIONS, **extra}, limits, deadline)
+    evaluator: _Evaluator | None = getattr(_reusable, "evaluator", None)
+    if evaluator is None or evaluator.busy:
+        evaluator = _Evaluator(source, scope, FUNCTIONS, limits, deadline)
+        _reusable.evaluator = evaluator
+    else:
+        evaluator.reset(source, scope, limits, deadline)
+    return evaluator
 
 
 class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simpleeval is untyped
@@ -185,6 +230,13 @@ class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simpleeval is 
             ast.ListComp: self._eval_comprehension, ast.GeneratorExp: self._eval_comprehension,
             ast.DictComp: self._eval_comprehension, ast.Slice: self._eval_slice,
         })  # fmt: skip
+        self.reset(source, scope, limits, deadline)
+
+    def reset(
+        self, source: Source, scope: Mapping[str, Any], limits: ExpressionLimits, deadline: float
+    ) -> None:
+        """Ready for a new evaluation (building an evaluator costs more than most
+        evaluations, so each thread keeps one; see :func:`_evaluator`)."""
         self.source = source
         self.expr = source.text
         self.scope = scope
@@ -194,8 +246,16 @@ class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simpleeval is 
         self.chars_left = limits.max_string * ALLOCATION_FACTOR
         self.items_left = limits.max_collection * ALLOCATION_FACTOR
 
+    busy = False
+
     def run(self) -> Any:
-        return self._eval(self.source.tree.body)
+        self.busy = True
+        try:
+            return self._eval(self.source.tree.body)
+        finally:
+            self.busy = False
+            self.locals = []
+            self.scope = {}  # a kept evaluator must not keep an execution's data alive
 
     # -- every node ----------------------------------------------------------------
 

@@ -113,20 +113,30 @@ def weight(value: Any, limit: int) -> int:
     return total
 
 
-def copy_json(value: Any, *, deadline: float | None = None) -> Any:
+class CopyBudgetExceeded(Exception):
+    """The value has more than the allowed number of values to copy (not a user error:
+    the caller copies it elsewhere, off the event loop)."""
+
+
+def copy_json(value: Any, *, deadline: float | None = None, budget: int | None = None) -> Any:
     """A fresh copy of JSON-like data: tuples become lists, anything else is refused.
 
     The copy never shares a list or object with the input, so a caller can change it
     freely. With a ``deadline`` (a ``time.monotonic()`` value) a huge value fails with a
-    clear reason instead of running on.
+    clear reason instead of running on. With a ``budget``, a value with more containers
+    and elements than that raises :class:`CopyBudgetExceeded` (the event loop copies
+    small values itself and hands big ones to a thread).
     """
     copied, next_check = 0, _CHECK_EVERY
+    limit = budget if budget is not None else -1
 
     def copy(item: Any) -> Any:
         nonlocal copied, next_check
         if isinstance(item, SCALARS):
             return item
         copied += 1 + (len(item) if isinstance(item, list | tuple | Mapping) else 0)
+        if copied > limit >= 0:
+            raise CopyBudgetExceeded
         if deadline is not None and copied >= next_check:
             next_check = copied + _CHECK_EVERY
             if time.monotonic() > deadline:

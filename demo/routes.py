@@ -1,12 +1,14 @@
-"""The seed's demo endpoints, served only in demo mode."""
+"""The seed's demo endpoints and the mailbox of the SMTP sink, served only in demo mode."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
+from demo.standins import DemoStandins
 from server.registry.service import WorkflowRegistry
 from server.store import executions
 from server.store.database import Database
@@ -32,3 +34,12 @@ class DemoController(Controller):
             for r in rows
         ]  # fmt: skip
         return {"executions": items, "total": total}
+
+    @get("/mailbox", summary="Mail received by the demo's SMTP sink, newest first")
+    async def mailbox(
+        self,
+        demo: NamedDependency[DemoStandins],
+        limit: Annotated[int, QueryParameter(ge=1, le=200, description="messages to return")] = 50,
+    ) -> dict[str, Any]:
+        messages, total = await demo.sink.messages(limit)
+        return {"messages": messages, "total": total, "smtp_port": demo.sink.port}

@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Any
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, cast
 
 from server.errors import ConfigurationError
 
@@ -71,7 +71,7 @@ class Handlers:
     ) -> Handlers:
         found: dict[str, HandlerFunction] = {}
         for entry in entry_points(group=entry_point_group):
-            found[entry.name] = entry.load()
+            found[entry.name] = _load_entry_point(entry)
         for module in modules:
             try:
                 importlib.import_module(module)
@@ -88,3 +88,22 @@ class Handlers:
 
     def names(self) -> list[str]:
         return sorted(self._handlers)
+
+
+def _load_entry_point(entry: EntryPoint) -> HandlerFunction:
+    """An installed package's handler; a broken one stops the start with a message."""
+    package = f"{entry.dist.name} {entry.dist.version}" if entry.dist else "an installed package"
+    where = f"entry point {entry.name!r} = {entry.value!r} of {package} ({entry.group})"
+    try:
+        function = entry.load()
+    except Exception as error:
+        raise ConfigurationError(
+            "tasks",
+            f"cannot load the {where}: {type(error).__name__}: {error}; fix or uninstall "
+            "that package",
+        ) from error
+    if not callable(function):
+        raise ConfigurationError(
+            "tasks", f"the {where} is not callable; fix or uninstall that package"
+        )
+    return cast(HandlerFunction, function)

@@ -1,10 +1,21 @@
 """``task``: run work — a registered Python handler, a script of expressions, or a command.
 
 ``handler`` calls a Python callable registered by name (``processors.handlers``) with
-the rendered ``args``; a sync one runs in a worker thread. ``command`` fails (not
-retryable) until the command runner arrives. A script is a string (split into lines) or
-a list of strings; blank lines and ``#``/``//`` comments are skipped, and each other
-line, in order, is one of:
+the rendered ``args``; a sync one runs in a worker thread.
+
+``command`` runs a program without a shell through ``services["commands"]``
+(:class:`processors.commands.CommandRunner`), only if the operator enabled commands and
+allow-listed the program. ``command`` is the program (a string) or the program and its
+first arguments (a list); ``args`` (a list) are appended; ``env`` adds variables to a
+minimal environment; ``timeout`` (default ``[tasks] command_timeout``) kills the program
+with its process group. The output is ``{exit_code, stdout, stderr}``, stdout parsed as
+JSON when it is JSON (unless ``parse_json`` is false). A non-zero exit fails the node
+(retryable, so a ``retry_policy`` applies) with the exit code and the end of stderr, and
+the whole output in the failure's details; a refused or unusable command fails it
+without retry.
+
+A script is a string (split into lines) or a list of strings; blank lines and
+``#``/``//`` comments are skipped, and each other line, in order, is one of:
 
 * ``name = expression`` — evaluated (``ctx.evaluate``) with the scope plus the names
   assigned so far (a later assignment replaces an earlier one); ``==``, ``>=``, ``<=``
@@ -27,9 +38,25 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from processors.base import ConfigCheck, JSONSchema, Processor, rel, require_one_of
+from processors.base import (
+    DURATION_SCHEMA,
+    ConfigCheck,
+    JSONSchema,
+    Processor,
+    rel,
+    require_one_of,
+)
+from processors.commands import (
+    DISABLED_MESSAGE,
+    STDERR_TAIL,
+    CommandRefused,
+    CommandRunner,
+    check_env_name,
+    describe_exit,
+)
 from processors.handlers import HandlerContext, HandlerFailed, Handlers
 from processors.runtime import Completed, Failed, NodeContext, Outcome
+from server.durations import DurationError, parse_duration
 from server.errors import ExpressionError
 
 #: ``name = expression`` (but not ``name == expression``).
@@ -41,10 +68,6 @@ _COMMENT = ("#", "//")
 YIELD_EVERY = 50
 #: Characters of one log line written by ``console.log``/``log``.
 MAX_LOG_LINE = 10_000
-NOT_AVAILABLE_YET = (
-    "a task {kind} is not available yet: the task handler/command runner arrives with the "
-    "processors issue; use a 'script' for now"
-)
 
 
 def script_lines(script: object) -> list[tuple[int, str]]:
@@ -97,6 +120,10 @@ def assigned_names(script: object) -> frozenset[str]:
     return frozenset(names)
 
 
+#: Config keys used only by the command form.
+COMMAND_ONLY_KEYS = ("env", "timeout", "parse_json")
+
+
 class TaskProcessor(Processor):
     """Runs a handler, a script or an allow-listed command."""
 
@@ -122,8 +149,13 @@ class TaskProcessor(Processor):
             },
             "command": {
                 "type": ["string", "array"],
+                "minLength": 1,
+                "minItems": 1,
                 "items": {"type": "string"},
-                "description": "program (and arguments) run without a shell, if allow-listed",
+                "description": (
+                    "program (absolute path or a name on the server's PATH), or a list of the "
+                    "program and its first arguments; run without a shell, if allow-listed"
+                ),
             },
             "args": {
                 "type": ["array", "object"],
@@ -134,18 +166,73 @@ class TaskProcessor(Processor):
                 "additionalProperties": {"type": "string"},
                 "description": "extra environment variables for a command",
             },
+            "timeout": {
+                **DURATION_SCHEMA,
+                "description": "how long a command may run (default [tasks] command_timeout)",
+            },
+            "parse_json": {
+                "type": "boolean",
+                "description": "parse a command's stdout as JSON when it is JSON (default true)",
+            },
         },
     }
 
     unrendered_keys: ClassVar[frozenset[str]] = frozenset({"script"})
 
+    def is_pure(self, config: Mapping[str, Any]) -> bool:
+        """A script only computes (its logs are the node's own); a handler or a command
+        may act outside the execution."""
+        return config.get("script") is not None and not (
+            config.get("handler") or config.get("command")
+        )
+
     def check_config(self, config: Mapping[str, Any], check: ConfigCheck) -> None:
         kind = require_one_of(config, ("handler", "script", "command"), check, what="a task")
         if kind == "script":
             self._check_script(config["script"], check)
+        if kind == "command":
+            self._check_command(config, check)
+        elif kind is not None:
+            for key in COMMAND_ONLY_KEYS:
+                if config.get(key) is not None:
+                    check.warning(key, f"'{key}' applies only to a 'command'; it is ignored here")
         for key in ("args", "env", "command"):
             if key in config:
                 check.template(key, config[key])
+
+    def _check_command(self, config: Mapping[str, Any], check: ConfigCheck) -> None:
+        command = config["command"]
+        program = command[0] if isinstance(command, list) and command else command
+        pointer = rel("command", 0) if isinstance(command, list) else "command"
+        if isinstance(command, list) and not command:
+            check.error("command", "the command list is empty; its first element is the program")
+        args = config.get("args")
+        if args is not None and not isinstance(args, list):
+            check.error(
+                "args", "a command's 'args' is a list of arguments (an object is for handlers)"
+            )
+        env = config.get("env")
+        if isinstance(env, dict):
+            for name in env:
+                problem = check_env_name(str(name))
+                if problem is not None:
+                    check.error(rel("env", str(name)), problem)
+        if config.get("timeout") is not None:
+            seconds = check.duration("timeout", config["timeout"])
+            if seconds is not None and seconds <= 0:
+                check.error("timeout", "a command's timeout must be more than 0 seconds")
+        if not isinstance(program, str) or not program or "${" in program:
+            return  # a templated program is known only when the node runs
+        if isinstance(command, str) and any(c.isspace() for c in program) and "/" not in program:
+            check.warning(
+                "command",
+                "a string command is one program name, never split at spaces; to pass "
+                'arguments write a list such as ["echo", "hello"]',
+            )
+        policy = check.context.commands
+        refusal = policy.refusal(program) if policy is not None else None
+        if refusal is not None:
+            check.warning(pointer, f"{refusal}; until then the node fails when it runs")
 
     def _check_script(self, script: object, check: ConfigCheck) -> None:
         if not script_lines(script):
@@ -179,7 +266,7 @@ class TaskProcessor(Processor):
         if config.get("handler") is not None:
             return await run_handler(str(config["handler"]), config.get("args"), ctx)
         if config.get("command") is not None:
-            return Failed(NOT_AVAILABLE_YET.format(kind="command"), retryable=False)
+            return await run_command(config, ctx)
         return Failed("a task needs one of 'handler', 'script', 'command'", retryable=False)
 
 
@@ -211,6 +298,154 @@ async def run_handler(name: str, args: object, ctx: NodeContext) -> Outcome:
     except (TypeError, ValueError):
         return Failed(f"handler {name!r} returned something that is not JSON data", retryable=False)
     return Completed(output)
+
+
+class CommandConfigError(ValueError):
+    """A command's config cannot be run (after rendering); the message says why."""
+
+
+async def run_command(config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
+    """Run the command through ``services["commands"]``; ``{exit_code, stdout, stderr}``."""
+    runner = ctx.services.get("commands")
+    if not isinstance(runner, CommandRunner):
+        return Failed(DISABLED_MESSAGE, retryable=False)
+    try:
+        argv = command_argv(config.get("command"), config.get("args"))
+        env = command_env(config.get("env"))
+        timeout = command_timeout(config.get("timeout"))
+    except CommandConfigError as error:
+        return Failed(str(error), retryable=False)
+    env.update(
+        FLOWYARD_EXECUTION_ID=ctx.execution_id,
+        FLOWYARD_WORKFLOW_ID=ctx.workflow_id,
+        FLOWYARD_NODE_ID=ctx.node_id,
+        FLOWYARD_ATTEMPT=str(ctx.attempt),
+        FLOWYARD_IDEMPOTENCY_KEY=ctx.idempotency_key,
+    )
+    try:
+        result = await runner.run(argv, env=env, time_limit=timeout)
+    except CommandRefused as refused:
+        return Failed(refused.message, retryable=False)
+    ended = describe_exit(result)
+    ctx.log(f"{result.program} {ended} ({result.seconds:.3f}s)")
+    for name, captured in (("stdout", result.stdout), ("stderr", result.stderr)):
+        if captured.truncated:
+            ctx.log(
+                f"{name} truncated: kept the first {len(captured.data):,} of "
+                f"{captured.total:,} bytes ([tasks] max_output_bytes)"
+            )
+    stdout_text, stderr_text = _text(result.stdout.data), _text(result.stderr.data)
+    parse = config.get("parse_json") is not False and not result.stdout.truncated
+    stdout = await _maybe_json(stdout_text) if parse else stdout_text
+    output = {"exit_code": result.exit_code, "stdout": stdout, "stderr": stderr_text}
+    if result.timed_out:
+        return Failed(
+            f"command {result.program} {ended}; raise the task's 'timeout' (default [tasks] "
+            "command_timeout) if it needs longer",
+            retryable=True,
+            details=output,
+        )
+    if result.exit_code != 0:
+        tail = stderr_text[-STDERR_TAIL:].strip()
+        if len(stderr_text) > STDERR_TAIL:
+            tail = f"…{tail}"
+        return Failed(
+            f"command {result.program} {ended}" + (f": {tail}" if tail else ""),
+            retryable=True,
+            details=output,
+        )
+    return Completed(output)
+
+
+def command_argv(command: object, args: object) -> list[str]:
+    """The argv of a rendered ``command`` (+ ``args``): program first, all text."""
+    parts = list(command) if isinstance(command, list) else [command]
+    if args is not None:
+        if not isinstance(args, list):
+            raise CommandConfigError(
+                "a command's 'args' is a list of arguments (an object is for handlers)"
+            )
+        parts += args
+    if not parts or not isinstance(parts[0], str) or not parts[0]:
+        raise CommandConfigError(
+            "a command needs a program: a non-empty string, or a list whose first element is one"
+        )
+    return [_argument_text(value, f"argument {index}") for index, value in enumerate(parts)]
+
+
+def command_env(env: object) -> dict[str, str]:
+    """The node's extra environment variables, checked and as text."""
+    if env is None:
+        return {}
+    if not isinstance(env, dict):
+        raise CommandConfigError("a command's 'env' is an object of NAME: value")
+    found = {}
+    for name, value in env.items():
+        problem = check_env_name(str(name))
+        if problem is not None:
+            raise CommandConfigError(f"env: {problem}")
+        found[str(name)] = _argument_text(value, f"env {name}")
+    return found
+
+
+def command_timeout(value: object) -> float | None:
+    """The task's own ``timeout`` in seconds (``None``: the server's default)."""
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except DurationError as error:
+        raise CommandConfigError(f"timeout: {error}") from None
+    if seconds <= 0:
+        raise CommandConfigError("timeout: a command's timeout must be more than 0 seconds")
+    return seconds
+
+
+def _argument_text(value: object, what: str) -> str:
+    """Text for argv/env: strings as they are, numbers and booleans as JSON text."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool | int | float):
+        text = json.dumps(value)
+    else:
+        kind = "null" if value is None else type(value).__name__
+        raise CommandConfigError(
+            f"{what} of the command is {kind}; arguments and environment values are text "
+            "(numbers and booleans are converted)"
+        )
+    if "\x00" in text:
+        raise CommandConfigError(f"{what} of the command contains a NUL character")
+    return text
+
+
+def _text(data: bytes) -> str:
+    """A stream as text (UTF-8, undecodable bytes replaced), final line breaks removed."""
+    return data.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+#: Larger stdout is parsed in a worker thread.
+PARSE_INLINE_BYTES = 64 * 1024
+
+
+async def _maybe_json(text: str) -> Any:
+    """``text`` parsed as JSON when it is (strict JSON: no NaN or Infinity), else itself."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in '{["-0123456789tfn':
+        return text
+    if len(stripped) > PARSE_INLINE_BYTES:
+        return await asyncio.to_thread(_parse_json, stripped, text)
+    return _parse_json(stripped, text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON data")
+
+
+def _parse_json(stripped: str, text: str) -> Any:
+    try:
+        return json.loads(stripped, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return text
 
 
 async def run_script(script: object, ctx: NodeContext) -> Outcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from processors.commands import CommandPolicy
 from processors.registry import ProcessorRegistry, default_registry
 
 RESERVED_WORKFLOW_IDS = frozenset({"executions", "health", "metrics", "validate"})
@@ -41,4 +42,6 @@ class ValidationContext:
     registry: ProcessorRegistry = field(default_factory=default_registry)
     connections: frozenset[str] | None = None
     smtp_accounts: frozenset[str] | None = None
+    #: the ``[tasks]`` command policy; ``None`` skips the (warning-only) command checks.
+    commands: CommandPolicy | None = None
     limits: DefinitionLimits = field(default_factory=DefinitionLimits)

@@ -1,4 +1,5 @@
-"""task at run time: scripts (assignments, logs, bare expressions); handler/command not yet."""
+"""task at run time: scripts (assignments, logs, bare expressions); commands and handlers
+have their own test modules."""
 
 from __future__ import annotations
 
@@ -111,11 +112,11 @@ async def test_names_assigned_so_far_are_visible_but_not_later_ones(harness: Har
     assert "unknown name 'b'" in outcome.error
 
 
-async def test_command_is_not_available_yet(harness: Harness) -> None:
-    outcome = await run(harness, {"command": ["echo", "hi"]})
+async def test_command_without_a_command_runner_is_disabled(harness: Harness) -> None:
+    outcome = await run(harness, {"command": ["echo", "hi"]})  # no services["commands"]
     assert isinstance(outcome, Failed)
     assert outcome.retryable is False
-    assert "a task command is not available yet" in outcome.error
+    assert "task commands are disabled on this server" in outcome.error
 
 
 @pytest.mark.parametrize(

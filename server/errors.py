@@ -119,6 +119,20 @@ class DuplicateNodeType(FlowyardError):
         )
 
 
+class Unauthorized(FlowyardError):
+    """Authentication is required: send credentials."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(FlowyardError):
+    """You are not allowed to do that."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(FlowyardError):
     """The requested object does not exist."""
 

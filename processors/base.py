@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
+from processors.commands import CommandPolicy
 from processors.runtime import Completed, Failed, NodeContext, Outcome, WaitResolution
 from server.expressions import ExpressionInfo
 
@@ -61,6 +62,11 @@ class CheckContext(Protocol):
 
     @property
     def smtp_accounts(self) -> frozenset[str] | None: ...
+
+    @property
+    def commands(self) -> CommandPolicy | None:
+        """Which programs ``task`` commands may start here (``None``: not known)."""
+        ...
 
 
 class ConfigCheck(Protocol):
@@ -155,6 +161,11 @@ class Processor:
     #: outgoing edges are chosen by the branch label of :class:`Completed` (their
     #: ``condition`` is a label) instead of by evaluating each edge's condition.
     routes_by_label: ClassVar[bool] = False
+    #: the node only computes from its config and scope: no effect outside its execution
+    #: (no network, files, mail or other executions). The engine may start its successors
+    #: before its result is committed (group commit); anything with an outside effect
+    #: waits for every earlier result of the execution to be committed first.
+    pure: ClassVar[bool] = False
 
     def known_config_keys(self) -> frozenset[str]:
         """Canonical config keys this type understands (from ``config_schema``)."""
@@ -168,6 +179,11 @@ class Processor:
         tolerate wrong types: it must never raise on any input.
         """
         del config, check
+
+    def is_pure(self, config: Mapping[str, Any]) -> bool:
+        """Whether this node, with this config, is :attr:`pure`."""
+        del config
+        return self.pure
 
     def output_names(self, config: Mapping[str, Any]) -> frozenset[str] | None:
         """Top-level scope names this node's output can introduce; ``None`` = unknown."""

@@ -65,6 +65,7 @@ class DecisionProcessor(Processor):
     """Evaluates rules in order and routes along the matching branch."""
 
     type_name: ClassVar[str] = "decision"
+    pure: ClassVar[bool] = True
     description: ClassVar[str] = (
         "Chooses a branch: the first true rule's output (or true/false for one condition)."
     )

@@ -1,13 +1,44 @@
-"""``loop``: run a body once per item, a number of times, or while a condition holds."""
+"""``loop``: run a body once per item, a number of times, or while a condition holds.
+
+Each iteration is a child execution (``services["children"]``) with ``item`` and
+``index`` in its input — the inline ``body`` of this node, or the workflow
+``workflow_id``. At most ``concurrency`` iterations run at once; the node waits for them
+as data (a ``children`` wait) and looks again each time one ends.
+
+The list of ``items`` is evaluated when the loop starts and again whenever it looks
+(it is not stored); the loop fails if it has changed meanwhile. ``while`` runs one
+iteration at a time: before each, the condition is evaluated with ``index`` (the next
+iteration's), ``results`` (so far) and ``last`` (the previous iteration's result); the
+loop fails if it is still true after ``max_iterations``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from processors.base import GRAPH_REF, ConfigCheck, JSONSchema, Processor, require_one_of
+from processors.runtime import (
+    ChildState,
+    Completed,
+    Failed,
+    NodeContext,
+    Outcome,
+    Waiting,
+    WaitResolution,
+)
+from server.errors import ExpressionError
+from server.expressions import parse_path, resolve_path
 
 LOOP_NAMES = ("item", "index")
+DEFAULT_MAX_ITERATIONS = 1000
+#: Looking again this long after the last look even if no child was reported ended
+#: (a safety net for a wake-up lost between processes; doubles up to an hour).
+RECHECK = timedelta(seconds=5)
+RECHECK_MAX = timedelta(hours=1)
 
 
 def is_single_reference(text: str) -> bool:
@@ -19,6 +50,8 @@ class LoopProcessor(Processor):
     """Runs its body as one child execution per iteration, with ``item`` and ``index``."""
 
     type_name: ClassVar[str] = "loop"
+    #: the body is rendered per iteration (in the child), ``items``/``while`` evaluated here
+    unrendered_keys: ClassVar[frozenset[str]] = frozenset({"items", "while", "body", "collect"})
     description: ClassVar[str] = (
         "Runs a body (inline nodes or another workflow) per item, n times, or while true."
     )
@@ -77,3 +110,163 @@ class LoopProcessor(Processor):
 
     def output_names(self, config: Mapping[str, Any]) -> frozenset[str] | None:
         return frozenset({"results", "iterations", "failed"})
+
+    async def run(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
+        return await self._step(config, ctx, None, poked=False)
+
+    async def resume(
+        self, config: Mapping[str, Any], ctx: NodeContext, wait: WaitResolution
+    ) -> Outcome:
+        return await self._step(config, ctx, wait.wait_data, poked=bool(wait.data))
+
+    async def _step(
+        self,
+        config: Mapping[str, Any],
+        ctx: NodeContext,
+        state: Mapping[str, Any] | None,
+        *,
+        poked: bool,
+    ) -> Outcome:
+        children = ctx.services.get("children")
+        if children is None:
+            return Failed("child executions are not available in this server", retryable=False)
+        try:
+            items = await _items(config, ctx)
+        except (ExpressionError, ValueError) as error:
+            message = error.message if isinstance(error, ExpressionError) else str(error)
+            return Failed(f"loop: {message}", retryable=False)
+        fingerprint = _fingerprint(items)
+        if state is not None and state.get("items") != fingerprint:
+            return Failed(
+                "loop: the list of items changed while the loop ran; give the loop a list "
+                "that stays the same (e.g. an input variable or an earlier node's output)",
+                retryable=False,
+            )
+        states = await children.states(ctx)  # on a first run too: it may be a re-run
+        collect = config.get("collect")
+        results = [_collected(child, collect) for child in states]
+        failed = [child for child in states if child.finished and child.status != "completed"]
+        running = [child for child in states if not child.finished]
+        fail_fast = config.get("fail_fast", True) is not False
+        if failed and fail_fast:
+            await children.cancel([child.id for child in running], reason="fail_fast")
+            first = failed[0]
+            return Failed(
+                f"loop iteration {first.index} {first.status}: {_message(first)}",
+                retryable=False,
+                details={"iteration": first.index, "execution_id": first.id},
+            )
+        concurrency = max(int(config.get("concurrency") or 1), 1)
+        started = len(states)
+        if items is None:  # while
+            concurrency = 1
+        total = len(items) if items is not None else None
+        while len(running) < concurrency and (total is None or started < total):
+            if items is None:
+                if await _while_done(config, ctx, started, results):
+                    break
+                if started >= int(config.get("max_iterations") or DEFAULT_MAX_ITERATIONS):
+                    return Failed(
+                        f"loop: 'while' is still true after max_iterations "
+                        f"({started}); raise max_iterations or change the condition",
+                        retryable=False,
+                    )
+                item: Any = None
+            else:
+                item = items[started]
+            child = await _start(children, config, ctx, started, item)
+            running.append(child)
+            started += 1
+        if not running:
+            return Completed(
+                {
+                    "results": results,
+                    "iterations": started,
+                    "failed": len(failed),
+                }
+            )
+        return _wait(ctx, fingerprint, state, poked=poked)
+
+
+async def _while_done(
+    config: Mapping[str, Any], ctx: NodeContext, index: int, results: Sequence[Any]
+) -> bool:
+    """Whether the ``while`` condition stops the loop before iteration ``index``."""
+    names = {
+        "index": index,
+        "results": list(results),
+        "last": results[-1] if results else None,
+    }
+    return not await ctx.evaluate(str(config["while"]), extra_names=names)
+
+
+async def _items(config: Mapping[str, Any], ctx: NodeContext) -> list[Any] | None:
+    """The list to iterate (``None`` for ``while``)."""
+    if config.get("items") is not None:
+        raw = config["items"]
+        items = await ctx.evaluate(raw) if isinstance(raw, str) else raw
+        if not isinstance(items, list):
+            raise ValueError(f"'items' must give a list, not {type(items).__name__}")
+        return items
+    if config.get("iterations") is not None:
+        count = config["iterations"]
+        if isinstance(count, str):
+            count = await ctx.evaluate(count)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"'iterations' must be a whole number ≥ 0, not {count!r}")
+        return list(range(count))
+    return None
+
+
+def _fingerprint(items: list[Any] | None) -> str | None:
+    if items is None:
+        return None
+    text = json.dumps(items, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{len(items)}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+async def _start(
+    children: Any, config: Mapping[str, Any], ctx: NodeContext, index: int, item: Any
+) -> ChildState:
+    execution_id = await children.start(
+        ctx,
+        index,
+        input={"item": item, "index": index},
+        workflow_id=config.get("workflow_id"),
+        version=config.get("version"),
+        body=config.get("body") if config.get("workflow_id") is None else None,
+        body_key="body",
+    )
+    return ChildState(execution_id, index, None, "running")
+
+
+def _collected(child: ChildState, collect: object) -> Any:
+    if child.status != "completed":
+        return None
+    output = child.output or {}
+    if not isinstance(collect, str) or not collect:
+        return output
+    try:
+        return resolve_path(output, parse_path(collect), collect)
+    except ExpressionError:
+        return None
+
+
+def _message(child: ChildState) -> str:
+    error = child.error or {}
+    return str(error.get("message") or child.status)
+
+
+def _wait(
+    ctx: NodeContext, fingerprint: str | None, state: Mapping[str, Any] | None, *, poked: bool
+) -> Waiting:
+    """Wait for the children; look again anyway after a while that doubles while nothing
+    is reported (a child's end always wakes the node at once; this is a safety net)."""
+    recheck = RECHECK.total_seconds()
+    if state is not None and not poked:
+        recheck = min(float(state.get("recheck") or recheck) * 2, RECHECK_MAX.total_seconds())
+    return Waiting(
+        "children",
+        until=ctx.now() + timedelta(seconds=recheck),
+        data={"items": fingerprint, "recheck": recheck},
+    )

@@ -1,8 +1,21 @@
-"""``parallel``: run branches concurrently, or act as a fan-out/join gateway."""
+"""``parallel``: run branches concurrently, or act as a fan-out/join gateway.
+
+With ``branches``, each branch is a child execution (an inline ``{id, nodes, edges}``
+or ``{id, workflow_id}``), at most ``max_parallel`` at once; the node waits for
+``wait_for`` of them: ``"all"`` (default), ``"any"`` (the first to complete; the others
+are cancelled) or a number. A failed branch fails the node at once with ``fail_fast``
+(default true; the others are cancelled), else when ``wait_for`` can no longer be met.
+The output is ``{branches: {id: output}, failed: {id: error}}``.
+
+Without ``branches`` (the seed's ETL shape) the node is a gateway: the engine's join
+rules start it once its incoming edges are resolved, and it completes at once, so every
+outgoing edge starts together.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from processors.base import (
@@ -14,6 +27,17 @@ from processors.base import (
     Processor,
     rel,
 )
+from processors.runtime import (
+    ChildState,
+    Completed,
+    Failed,
+    NodeContext,
+    Outcome,
+    Waiting,
+    WaitResolution,
+)
+from server.durations import parse_duration
+from server.expressions import render
 
 BRANCH_SCHEMA: JSONSchema = {
     "type": "object",
@@ -32,6 +56,8 @@ class ParallelProcessor(Processor):
     """Runs branches as child executions, or joins and fans out its own edges."""
 
     type_name: ClassVar[str] = "parallel"
+    #: branch bodies are rendered in the children, not here
+    unrendered_keys: ClassVar[frozenset[str]] = frozenset({"branches"})
     description: ClassVar[str] = (
         "Runs branches concurrently and waits for all/any/n; without branches, a gateway."
     )
@@ -103,3 +129,123 @@ class ParallelProcessor(Processor):
 
     def output_names(self, config: Mapping[str, Any]) -> frozenset[str] | None:
         return frozenset({"branches"})
+
+    def is_pure(self, config: Mapping[str, Any]) -> bool:
+        """A gateway only routes; branches start other executions."""
+        return not config.get("branches")
+
+    async def run(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
+        if not config.get("branches"):
+            return Completed({})
+        return await self._step(config, ctx, None, poked=False)
+
+    async def resume(
+        self, config: Mapping[str, Any], ctx: NodeContext, wait: WaitResolution
+    ) -> Outcome:
+        if wait.wait_data.get("deadline") and ctx.now().timestamp() >= float(
+            wait.wait_data["deadline"]
+        ):
+            children = ctx.services["children"]
+            states = await children.states(ctx)
+            await children.cancel([c.id for c in states if not c.finished], reason="timeout")
+            return Failed(f"the branches did not finish within {config.get('timeout')}")
+        return await self._step(config, ctx, wait.wait_data, poked=bool(wait.data))
+
+    async def _step(
+        self,
+        config: Mapping[str, Any],
+        ctx: NodeContext,
+        state: Mapping[str, Any] | None,
+        *,
+        poked: bool,
+    ) -> Outcome:
+        children = ctx.services.get("children")
+        if children is None:
+            return Failed("child executions are not available in this server", retryable=False)
+        branches: Sequence[Mapping[str, Any]] = config["branches"]
+        states = {child.index: child for child in await children.states(ctx)}
+        done = [c for c in states.values() if c.status == "completed"]
+        failed = [c for c in states.values() if c.finished and c.status != "completed"]
+        running = [c for c in states.values() if not c.finished]
+        total = len(branches)
+        needed = _needed(config.get("wait_for"), total)
+        fail_fast = config.get("fail_fast", True) is not False
+        if len(done) >= needed:
+            await children.cancel([c.id for c in running], reason="wait_for")
+            return Completed(_output(branches, done, failed))
+        if failed and (fail_fast or total - len(failed) < needed):
+            await children.cancel([c.id for c in running], reason="fail_fast")
+            first = failed[0]
+            name = branches[first.index].get("id")
+            message = (first.error or {}).get("message") or first.status
+            return Failed(
+                f"branch {name!r} {first.status}: {message}",
+                retryable=False,
+                details={"branch": name, "execution_id": first.id},
+            )
+        limit = max(int(config.get("max_parallel") or total), 1)
+        for index, branch in enumerate(branches):
+            if len(running) >= limit:
+                break
+            if index in states:
+                continue
+            execution_id = await children.start(
+                ctx,
+                index,
+                input=(
+                    render(dict(branch.get("input") or {}), ctx.scope)
+                    if branch.get("workflow_id") is not None
+                    else {"branch": branch.get("id")}
+                ),
+                workflow_id=branch.get("workflow_id"),
+                version=branch.get("version"),
+                body=branch if branch.get("workflow_id") is None else None,
+                body_key=f"branches/{branch.get('id')}",
+                label=str(branch.get("id")),
+            )
+            child = ChildState(execution_id, index, str(branch.get("id")), "running")
+            states[index] = child
+            running.append(child)
+        return _wait(config, ctx, state, poked=poked)
+
+
+def _needed(wait_for: object, total: int) -> int:
+    if wait_for == "any":
+        return 1
+    if isinstance(wait_for, int) and not isinstance(wait_for, bool):
+        return min(max(wait_for, 1), total)
+    return total
+
+
+def _output(
+    branches: Sequence[Mapping[str, Any]], done: list[ChildState], failed: list[ChildState]
+) -> dict[str, Any]:
+    def name(child: ChildState) -> str:
+        return str(branches[child.index].get("id"))
+
+    return {
+        "branches": {name(c): dict(c.output or {}) for c in sorted(done, key=lambda c: c.index)},
+        "failed": {name(c): dict(c.error or {"message": c.status}) for c in failed},
+    }
+
+
+RECHECK = timedelta(seconds=5)
+RECHECK_MAX = timedelta(hours=1)
+
+
+def _wait(
+    config: Mapping[str, Any], ctx: NodeContext, state: Mapping[str, Any] | None, *, poked: bool
+) -> Waiting:
+    """Wait for the branches (a branch's end wakes the node at once; the recheck is a
+    safety net), until the ``timeout`` if there is one."""
+    now = ctx.now()
+    recheck = RECHECK.total_seconds()
+    if state is not None and not poked:
+        recheck = min(float(state.get("recheck") or recheck) * 2, RECHECK_MAX.total_seconds())
+    deadline = (state or {}).get("deadline")
+    if deadline is None and config.get("timeout") is not None:
+        deadline = now.timestamp() + parse_duration(config["timeout"])
+    until = now + timedelta(seconds=recheck)
+    if deadline is not None:
+        until = min(until, now + timedelta(seconds=max(float(deadline) - now.timestamp(), 0)))
+    return Waiting("children", until=until, data={"recheck": recheck, "deadline": deadline})

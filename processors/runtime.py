@@ -102,3 +102,19 @@ class NodeContext:
     log: Callable[[str], None]
     now: Callable[[], datetime]
     services: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildState:
+    """A child execution as the node that started it sees it (``services["children"]``)."""
+
+    id: str
+    index: int
+    label: str | None
+    status: str
+    output: Mapping[str, Any] | None = None
+    error: Mapping[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")

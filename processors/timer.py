@@ -45,6 +45,7 @@ class TimerProcessor(Processor):
     """Waits; the wait is a stored timer, so it survives restarts."""
 
     type_name: ClassVar[str] = "timer"
+    pure: ClassVar[bool] = True
     description: ClassVar[str] = (
         "Waits durably: a duration, until a timestamp, or until a cron schedule's next fire."
     )

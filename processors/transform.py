@@ -310,6 +310,7 @@ class TransformProcessor(Processor):
     """Computes a value from the scope; never calls out."""
 
     type_name: ClassVar[str] = "transform"
+    pure: ClassVar[bool] = True
     description: ClassVar[str] = (
         "Reshapes data: JSONPath, an expression, a mapping of names, or a string template."
     )

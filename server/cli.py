@@ -217,6 +217,11 @@ def _demo(args: argparse.Namespace) -> int:
     settings = demo_settings(_settings(args, **{"server.data_dir": data_dir}), Path(data_dir))
     url = f"http://{settings.server.host}:{settings.server.port}"
     print(f"Flowyard demo on {url}  (API docs: {url}/schema; data in {data_dir})", flush=True)
+    print(
+        f"  demo API {url}/demo/api/customers, /demo/api/orders; mail sent by the demo goes to "
+        f"the SMTP sink on 127.0.0.1:{settings.demo.smtp_port}, listed at {url}/demo/mailbox",
+        flush=True,
+    )
     options = {"definitions_dir": args.definitions} if args.definitions else {}
     return _run_server(settings, **options)
 

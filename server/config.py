@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from server.durations import DurationError, parse_duration
 from server.errors import ConfigurationError
+from server.outbound.policy import parse_rules
 
 ENV_PREFIX = "FLOWYARD_"
 
@@ -45,12 +46,25 @@ class ServerSettings:
         default="30s", metadata={"help": "how long running nodes may finish on SIGTERM"}
     )
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
+    public_url: str = field(
+        default="",
+        metadata={
+            "help": "URL people reach the server at (links in e-mails); default http://host:port"
+        },
+    )
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'flowyard.db'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +117,13 @@ class TasksSettings:
     """What ``task`` nodes may run besides expressions."""
 
     allow_commands: bool = False
+    #: absolute paths, or bare names meaning "that name resolved on the server's PATH"
     command_allowlist: tuple[str, ...] = ()
     handler_modules: tuple[str, ...] = ()
+    #: how long a command may run unless its task sets ``timeout`` (a duration)
+    command_timeout: str = "10m"
+    #: bytes kept of a command's stdout, and of its stderr
+    max_output_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +142,8 @@ class DemoSettings:
     """The demo mode of ``flowyard demo`` (SPEC §10)."""
 
     enabled: bool = False
+    #: port of the demo's SMTP sink on 127.0.0.1 (0, or a port in use: a free one)
+    smtp_port: int = 8025
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +325,10 @@ def _check(settings: Any, prefix: str) -> None:
                 raise ConfigurationError(f"{prefix}.{name}", str(error)) from None
         if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ConfigurationError(f"{prefix}.log_level", "use debug, info, warning or error")
+        if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"{prefix}.public_url", "use an http(s) URL such as https://flowyard.example.com"
+            )
         url = settings.database_url
         if url and not url.startswith(
             ("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql+psycopg://")
@@ -313,10 +338,31 @@ def _check(settings: Any, prefix: str) -> None:
                 "use an async SQLAlchemy URL: sqlite+aiosqlite:///path.db or "
                 "postgresql+asyncpg://user@host/db",
             )
+    if isinstance(settings, OutboundSettings):
+        parse_rules(settings.allow, f"{prefix}.allow")  # a bad entry names its key now
+        parse_rules(settings.deny, f"{prefix}.deny")
     if isinstance(settings, LimitsSettings):
         for f in dataclasses.fields(settings):
             if getattr(settings, f.name) < 1:
                 raise ConfigurationError(f"{prefix}.{f.name}", "must be at least 1")
+    if isinstance(settings, TasksSettings):
+        _check_tasks(settings, prefix)
+
+
+def _check_tasks(settings: TasksSettings, prefix: str) -> None:
+    try:
+        if parse_duration(settings.command_timeout) <= 0:
+            raise DurationError("must be more than 0 seconds")
+    except DurationError as error:
+        raise ConfigurationError(f"{prefix}.command_timeout", str(error)) from None
+    if settings.max_output_bytes < 1:
+        raise ConfigurationError(f"{prefix}.max_output_bytes", "must be at least 1")
+    for entry in settings.command_allowlist:
+        if not entry or ("/" in entry and not entry.startswith("/")):
+            raise ConfigurationError(
+                f"{prefix}.command_allowlist",
+                f"{entry!r} is neither an absolute path nor a bare program name",
+            )
 
 
 def settings_help() -> list[tuple[str, str, str]]:

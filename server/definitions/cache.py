@@ -19,6 +19,18 @@ class ParsedDefinitions:
     def __contains__(self, version_pk: object) -> bool:
         return version_pk in self._parsed
 
+    def for_execution(
+        self, version_pk: str, document: Mapping[str, Any], metadata: Mapping[str, Any] | None
+    ) -> Definition:
+        """What an execution runs: its pinned version, or — for the child of a ``loop`` or
+        ``parallel`` node with an inline body — that body of the version, as a workflow
+        of its own (``metadata``: the child's ``context_metadata``)."""
+        body = (metadata or {}).get("body")
+        if isinstance(body, Mapping):
+            key = f"{version_pk}#{(metadata or {}).get('body_key')}"
+            return self.get(key, body_document(body, str((metadata or {}).get("body_key"))))
+        return self.get(version_pk, document)
+
     def get(self, version_pk: str, document: Mapping[str, Any]) -> Definition:
         """The parsed definition of version ``version_pk`` (``document`` is read only on a miss)."""
         parsed = self._parsed.get(version_pk)
@@ -30,3 +42,13 @@ class ParsedDefinitions:
         else:
             self._parsed.move_to_end(version_pk)
         return parsed
+
+
+def body_document(body: Mapping[str, Any], body_key: str) -> dict[str, Any]:
+    """An inline body (``{nodes, edges}``) as a definition document."""
+    return {
+        "id": f"body:{body_key}",
+        "name": f"body {body_key}",
+        "nodes": list(body.get("nodes") or []),
+        "edges": list(body.get("edges") or []),
+    }

@@ -25,7 +25,7 @@ import socket
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processors.registry import ProcessorRegistry
 from server.definitions.cache import ParsedDefinitions
@@ -36,6 +36,9 @@ from server.engine.runner import Runner
 from server.expressions import ExpressionLimits, evaluate_async
 from server.store import runs as store
 from server.store.models import new_id, utcnow
+
+if TYPE_CHECKING:
+    from server.engine.service import ExecutionService
 
 log = logging.getLogger("flowyard.engine")
 
@@ -76,6 +79,8 @@ class Engine:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.nodes_run = 0
         self._definitions = ParsedDefinitions()
+        #: set by the ExecutionService built on this engine (it cancels children)
+        self.executions: ExecutionService | None = None
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -167,7 +172,12 @@ class Engine:
             return None
         row, runs, waits, document = found
         runner = Runner(
-            self, row, runs, waits, self.definition(row["definition_pk"], document), generations
+            self,
+            row,
+            runs,
+            waits,
+            self.definition_for(row["definition_pk"], document, row["context_metadata"]),
+            generations,
         )
         self.runners[execution_id] = runner
         not_before = row["not_before"]
@@ -184,7 +194,7 @@ class Engine:
         ops = Ops(runner.id)
         ops.execution(status="running", started_at=now)
         ops.event("execution.started", None, {})
-        await self.journal.run(ops.apply)
+        await runner.commit(ops)
 
     def adopt_created(
         self, row: Mapping[str, Any], runs: list[dict[str, Any]], definition: Definition
@@ -202,6 +212,12 @@ class Engine:
     def definition(self, version_pk: str, document: Mapping[str, Any]) -> Definition:
         """The parsed definition of a stored version (its content never changes)."""
         return self._definitions.get(version_pk, document)
+
+    def definition_for(
+        self, version_pk: str, document: Mapping[str, Any], metadata: Mapping[str, Any] | None
+    ) -> Definition:
+        """What an execution runs (a version, or an inline body of one)."""
+        return self._definitions.for_execution(version_pk, document, metadata)
 
     def enqueue(self, runner: Runner, node_id: str) -> None:
         self._queue.put_nowait((-runner.priority, next(self._order), runner.id, node_id))
@@ -226,7 +242,7 @@ class Engine:
                         "node_id": node_id,
                     },
                 )
-                await self._evict(runner)
+                await self.evict(runner)
 
     async def release(
         self, runner: Runner, next_wake_at: datetime | None, *, written: bool = False
@@ -258,19 +274,20 @@ class Engine:
         if next_wake_at is not None:
             self._wake.set()
 
-    async def _evict(self, runner: Runner) -> None:
+    async def evict(self, runner: Runner) -> None:
         """Drop a runner that hit an unexpected error; it is reloaded from the database."""
+        if runner.released:
+            return
         runner.released = True
-        self.runners.pop(runner.id, None)
+        if self.runners.get(runner.id) is runner:
+            del self.runners[runner.id]
         for future in runner.tasks.values():
             future.cancel()
         now = utcnow()
         await self.journal.run(lambda c: store.release(c, runner.id, self.worker_id, now))
         self._wake.set()
 
-    def wait_answered(
-        self, execution_id: str, wait_id: str, resolution: Mapping[str, Any]
-    ) -> None:
+    def wait_answered(self, execution_id: str, wait_id: str, resolution: Mapping[str, Any]) -> None:
         """An outside answer to a wait was committed (``store.answer_wait``): resume the
         node now if this process drives the execution, else wake the claim loop."""
         runner = self.runners.get(execution_id)
@@ -281,6 +298,26 @@ class Engine:
                     runner.dispatch()
                     return
         self.notify(execution_id)
+
+    def execution_ended(self, runner: Runner) -> None:
+        """``runner``'s execution has just committed its end: wake its parent node (if
+        it is a child) and cancel its own children that are still going."""
+        parent = runner.row.get("parent_execution_id")
+        if parent:
+            owner = self.runners.get(parent)
+            if owner is not None:
+                owner.child_poked(runner.row["parent_node_id"])
+            else:
+                self._wake.set()
+        if runner.status in ("failed", "cancelled"):
+            self.spawn(self._cancel_children(runner.id))
+
+    async def _cancel_children(self, execution_id: str) -> None:
+        if self.executions is None:
+            return
+        ids = await self.journal.run(lambda c: store.unfinished_children(c, execution_id))
+        for child in ids:
+            await self.executions.cancel_quietly(child, actor=f"system:parent-ended:{execution_id}")
 
     def notify(self, execution_id: str) -> None:
         """Something outside changed this execution (a wait resolved): look at it again."""

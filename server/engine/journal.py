@@ -32,11 +32,35 @@ Work = Callable[[Connection], Any]
 MAX_GROUP = 256
 
 
+class Chain:
+    """Units of work that build on each other (one execution's pipelined results).
+
+    Once a unit of a chain has failed, the later units of that chain are refused
+    without running, so what is committed of a chain is always a prefix of it: a node's
+    result is never stored on top of a predecessor's result that was not.
+    """
+
+    __slots__ = ("broken",)
+
+    def __init__(self) -> None:
+        self.broken = False
+
+
+class ChainBroken(RuntimeError):
+    """A unit was refused because an earlier unit of its chain failed."""
+
+
 @dataclass
 class _Item:
     work: Work
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop
+    chain: Chain | None = None
+
+    def apply(self, connection: Connection) -> Any:
+        if self.chain is not None and self.chain.broken:
+            raise ChainBroken("an earlier change of this execution failed to commit")
+        return self.work(connection)
 
 
 _STOP = object()
@@ -104,16 +128,23 @@ class Journal:
         self._thread = None
         self._engine.dispose()
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    async def run(self, work: Callable[[Connection], T], *, chain: Chain | None = None) -> T:
         """Run ``work`` in a transaction; its result once the transaction is committed."""
+        return await self.submit(work, chain=chain)
+
+    def submit(
+        self, work: Callable[[Connection], T], *, chain: Chain | None = None
+    ) -> asyncio.Future[T]:
+        """Queue ``work`` (ordered before every later unit); a future of its result,
+        set once it is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Item(work, future, loop))
-        return await future
+        self._queue.put(_Item(work, future, loop, chain))
+        return future
 
-    def submit(self, work: Work) -> None:
-        """Queue ``work`` without waiting for it (ordered before later units)."""
-        self._queue.put(_Item(work, None, asyncio.get_running_loop()))
+    def post(self, work: Work, *, chain: Chain | None = None) -> None:
+        """Queue ``work`` that nobody waits for (a failure is logged)."""
+        self._queue.put(_Item(work, None, asyncio.get_running_loop(), chain))
 
     def _loop(self) -> None:
         try:
@@ -156,13 +187,16 @@ class Journal:
                 results = self._sqlite_transaction(connection, group)
             else:
                 with connection.begin():
-                    results = [item.work(connection) for item in group]
+                    results = [item.apply(connection) for item in group]
         except Exception:
             if self._connection is not None and self._connection.invalidated:
                 self._connection.close()
                 self._connection = None
             if len(group) == 1:
-                self._settle(group[0], error=_current_error())
+                item = group[0]
+                if item.chain is not None:
+                    item.chain.broken = True
+                self._settle(item, error=_current_error())
                 return
             for item in group:
                 self._commit([item])
@@ -183,7 +217,7 @@ class Journal:
         raw = _driver(connection)
         raw.execute("BEGIN IMMEDIATE")
         try:
-            results = [item.work(connection) for item in group]
+            results = [item.apply(connection) for item in group]
         except BaseException:
             if connection.in_transaction():
                 connection.rollback()

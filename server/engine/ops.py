@@ -49,6 +49,9 @@ class Ops:
         ids = list(wait_ids)
         self._work.append(lambda c: store.resolve_waits(c, ids, at))
 
+    def poke_parent(self, parent_id: str, node_id: str) -> None:
+        self._work.append(lambda c: store.poke_parent(c, parent_id, node_id, utcnow()))
+
     def event(
         self,
         type_: str,

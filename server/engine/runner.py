@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import re
 from collections.abc import Coroutine, Mapping, Sequence
@@ -34,6 +35,7 @@ from processors.runtime import (
 )
 from server.definitions.model import Definition, Node
 from server.durations import format_duration
+from server.engine.journal import Chain
 from server.engine.ops import Ops
 from server.engine.records import RUN_FINISHED, TERMINAL, Run, Wait
 from server.engine.retry import delay_after, policy_for
@@ -85,6 +87,14 @@ class Runner:
         self.finished = asyncio.Event()
         self.released = False
         self.poked = False
+        #: this execution's units of work, in order; what is committed is a prefix
+        self.chain = Chain()
+        #: the last unit submitted without waiting for its commit
+        self.pending: asyncio.Future[Any] | None = None
+        #: the status as last committed (to notice the commit that ends the execution)
+        self._committed_status = self.status
+        #: nodes whose child executions ended since the node last looked at them
+        self.child_pokes: set[str] = set()
         self._rebuild(runs, waits)
 
     # --- state ----------------------------------------------------------------------
@@ -153,6 +163,59 @@ class Runner:
         base = f"{self.id}:{run.node_id}"
         return f"{base}:r{run.generation}" if run.generation else base
 
+    # --- committing -----------------------------------------------------------------
+
+    async def commit(self, ops: Ops) -> None:
+        """Commit ``ops`` (after everything submitted before) and wait for it.
+
+        The commit that ends a child execution also wakes its parent node, in the same
+        transaction (so a finished child is never missed, even across a crash).
+        """
+        ending = self.status in TERMINAL and self._committed_status not in TERMINAL
+        parent = self.row.get("parent_execution_id")
+        if ending and parent:
+            ops.poke_parent(parent, self.row["parent_node_id"])
+        await self.engine.journal.run(ops.apply, chain=self.chain)
+        self._committed_status = self.status
+        if ending:
+            self.engine.execution_ended(self)
+
+    def child_poked(self, node_id: str) -> None:
+        """A child execution of ``node_id`` has ended: let the node look again."""
+        self.child_pokes.add(node_id)
+        wait = self.waits.get(node_id)
+        if wait is not None and wait.kind == "children":
+            wait.resolution = {"children": True}
+            self.dispatch()
+
+    def pipeline(self, ops: Ops) -> None:
+        """Submit a pure node's result without waiting for its commit.
+
+        The node's successors may run meanwhile: nothing outside the execution has seen
+        the result, and whatever does — an outside effect, a reply, a release of the
+        lease — waits for :meth:`flush` first. If the commit fails, the later units are
+        refused (``Chain``) and the runner is dropped and rebuilt from what was stored.
+        """
+        future = self.engine.journal.submit(ops.apply, chain=self.chain)
+        self.pending = future
+        future.add_done_callback(self._pipelined)
+
+    def _pipelined(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is None or self.released:
+            return
+        log.error(
+            "a node result failed to commit",
+            exc_info=future.exception(),
+            extra={"action": "engine.commit_failed", "execution_id": self.id},
+        )
+        self.engine.spawn(self.engine.evict(self))
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is committed (raise if it was not)."""
+        pending = self.pending
+        if pending is not None:
+            await asyncio.shield(pending)
+
     # --- dispatching ----------------------------------------------------------------
 
     def start(self) -> None:
@@ -216,12 +279,13 @@ class Runner:
         async with self.lock:
             if self.released or self.tasks or self.queued:
                 return
+            await self.flush()
             if self.status == "running" and not any(
                 r.status in ACTIVE_RUN for r in self.runs.values()
             ):
                 ops = Ops(self.id)
                 await self._complete_execution(ops)
-                await self.engine.journal.run(ops.apply)
+                await self.commit(ops)
             if self._past_deadline():
                 # Adopted after its deadline (woken for it): time out now, rather than
                 # release with the deadline as the next wake-up and be claimed again.
@@ -283,22 +347,26 @@ class Runner:
         mark = asyncio.get_running_loop().call_later(STARTED_MARK_AFTER, self._mark_started, run)
         try:
             config = self._render(node, processor)
+            pure = isinstance(config, Failed) or processor.is_pure(config)
             if isinstance(config, Failed):
                 outcome: Outcome | None = config
             else:
+                if not pure:
+                    await self.flush()  # an outside effect never builds on uncommitted state
                 run.input = config
                 ctx = self._context(node, run)
                 outcome = await self._invoke(node.id, processor.run(config, ctx), node.timeout)
         finally:
             mark.cancel()
-        await self._record(node, run, outcome)
+        await self._record(node, run, outcome, pure=pure)
 
     def _mark_started(self, run: Run) -> None:
         if not run.start_recorded and run.status == "running" and not self.released:
             run.start_recorded = True
-            self.engine.journal.submit(_started_work(self.id, run))
+            self.engine.journal.post(_started_work(self.id, run), chain=self.chain)
 
     async def _resume(self, node: Node, run: Run) -> None:
+        self.child_pokes.discard(node.id)  # the node looks at all its children now
         processor = self.engine.processors.get(node.type)
         wait = self.waits.get(node.id)
         now = utcnow()
@@ -311,10 +379,11 @@ class Runner:
             wait_data=dict(wait.data) if wait else {},
         )
         ctx = self._context(node, run)
+        await self.flush()
         outcome = await self._invoke(
             node.id, processor.resume(run.input or {}, ctx, resolution), None
         )
-        await self._record(node, run, outcome)
+        await self._record(node, run, outcome, pure=False)
 
     def _render(self, node: Node, processor: Processor) -> dict[str, Any] | Failed:
         keep = processor.unrendered_keys
@@ -391,7 +460,8 @@ class Runner:
 
     # --- recording outcomes -------------------------------------------------------------
 
-    async def _record(self, node: Node, run: Run, outcome: Outcome | None) -> None:
+    async def _record(self, node: Node, run: Run, outcome: Outcome | None, *, pure: bool) -> None:
+        """Record a node's outcome and route on it (see :meth:`pipeline` for ``pure``)."""
         async with self.lock:
             if outcome is None or self.released or self.runs.get(node.id) is not run:
                 return  # cancelled, or superseded by a control action meanwhile
@@ -412,9 +482,12 @@ class Runner:
                 await self._complete_execution(ops)  # the last node: finish in the same commit
             if self.status in TERMINAL:
                 ops.execution(lease_owner=None, lease_until=None, next_wake_at=None)
-            await self.engine.journal.run(ops.apply)
-            if self.status in TERMINAL:
+                await self.commit(ops)
                 await self.engine.release(self, None, written=True)
+            elif pure:
+                self.pipeline(ops)
+            else:
+                await self.commit(ops)
 
     def _only_active(self, node_id: str) -> bool:
         """Nothing but ``node_id`` (being recorded now) is queued, running or waiting."""
@@ -426,6 +499,10 @@ class Runner:
         self, node: Node, run: Run, outcome: Completed, ops: Ops, *, status: str = "completed"
     ) -> None:
         output = dict(outcome.output)
+        unstorable = _unstorable(output)
+        if unstorable is not None:
+            await self._failed(node, run, Failed(unstorable, retryable=False), ops)
+            return
         taken = await self._choose_edges(node, outcome, output)
         if isinstance(taken, Failed):
             await self._failed(node, run, taken, ops)
@@ -494,6 +571,8 @@ class Runner:
         run.status = "waiting"
         self._resolve_wait(node.id, ops, now)  # a resumed node may wait again (escalation…)
         wait = Wait(new_id(), node.id, run.id, outcome.kind, outcome.until, now, dict(outcome.data))
+        if outcome.kind == "children" and node.id in self.child_pokes:
+            wait.resolution = {"children": True}  # a child ended while the node was looking
         self.waits[node.id] = wait
         ops.run_update(run.row(self.id))
         ops.wait_insert(
@@ -507,6 +586,8 @@ class Runner:
                 "data": wait.data,
                 "token": outcome.token,
                 "created_at": now,
+                # (absent, not None: None would be stored as JSON null on PostgreSQL)
+                **({"resolution": wait.resolution} if wait.resolution is not None else {}),
             }
         )
         ops.event("node.waiting", node.id, {"kind": wait.kind, "until": _iso(wait.due_at)})
@@ -591,7 +672,7 @@ class Runner:
             output = (
                 render(dict(self.definition.output), self.scope.view())
                 if self.definition.output
-                else self.scope.public_variables()
+                else self._own_variables()
             )
         except ExpressionError as error:
             await self._fail_execution(
@@ -602,6 +683,17 @@ class Runner:
         now = utcnow()
         ops.execution(status="completed", output=output, completed_at=now, errors=list(self.errors))
         ops.event("execution.completed", None, {"errors": len(self.errors)})
+
+    def _own_variables(self) -> dict[str, Any]:
+        """The default output: the final variables, less those an inline body's child
+        inherited from its parent and left as they were."""
+        variables = self.scope.public_variables()
+        inherited = (self.row.get("context_metadata") or {}).get("inherited") or ()
+        given = self.row["input"] or {}
+        for name in inherited:
+            if name in variables and variables[name] == given.get(name):
+                del variables[name]
+        return variables
 
     async def _fail_execution(
         self, ops: Ops, message: str, node_id: str | None, *, reason: str
@@ -636,6 +728,7 @@ class Runner:
 
     async def _compensate(self, ops: Ops) -> None:
         """Saga rollback: each completed node's ``compensate``, newest completion first."""
+        await self.flush()  # compensations act outside: on committed results only
         done = sorted(
             (r for r in self.runs.values() if r.status == "completed" and r.seq),
             key=lambda r: r.seq or 0,
@@ -718,7 +811,7 @@ class Runner:
         await self._fail_execution(
             ops, f"the execution timed out after {limit}", None, reason="timeout"
         )
-        await self.engine.journal.run(ops.apply)
+        await self.commit(ops)
 
     # --- control actions (SPEC §5) ---------------------------------------------------------
 
@@ -728,7 +821,7 @@ class Runner:
             result = getattr(self, f"_control_{action}")(ops, actor, **options)
             if inspect.isawaitable(result):
                 await result
-            await self.engine.journal.run(ops.apply)
+            await self.commit(ops)
         self.dispatch()
 
     def _require(self, action: str, allowed: set[str]) -> None:
@@ -889,6 +982,31 @@ def _started_work(execution_id: str, run: Run) -> Any:
         store.insert_events(connection, [event])
 
     return work
+
+
+def _unstorable(output: Mapping[str, Any]) -> str | None:
+    """Why an output cannot be stored (it would fail the commit, again on every re-run),
+    or ``None``. JSON cannot hold NaN or infinities, and PostgreSQL's JSONB no NUL."""
+    try:
+        text = json.dumps(output, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        return f"the node's output cannot be stored as JSON: {error}"
+    if "\\u0000" in text and _has_nul(output):
+        return (
+            "the node's output contains a NUL character (\\u0000), which cannot be "
+            "stored; remove it from the text"
+        )
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _current_task_cancelling() -> bool:

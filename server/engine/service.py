@@ -7,6 +7,7 @@ into a runner), so control actions and node results of one execution never inter
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from server.engine.records import Run
 from server.engine.routing import Routing
 from server.engine.runner import Runner
 from server.engine.scope import check_input
-from server.errors import Conflict, InvalidInput, NotFound, Problem
+from server.errors import Conflict, InvalidInput, InvalidTransition, NotFound, Problem
 from server.registry.service import WorkflowRegistry
 from server.store import runs as store
 from server.store.models import new_id, utcnow
@@ -55,6 +56,7 @@ class ExecutionService:
         self.registry = registry
         self.engine = engine
         self.default_timeout = parse_duration(settings.server.execution_timeout)
+        engine.executions = self  # the engine ends an ended execution's children through it
 
     async def start(
         self, workflow_id: str, options: StartOptions, *, actor: str | None = None
@@ -72,6 +74,20 @@ class ExecutionService:
             raise InvalidInput(
                 "the input does not match the workflow's declared variables", details=problems
             )
+        return await self._create(pinned, definition, options, actor=actor)
+
+    async def _create(
+        self,
+        pinned: Mapping[str, Any],
+        definition: Definition,
+        options: StartOptions,
+        *,
+        actor: str | None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> tuple[str, bool]:
+        """Insert a new execution (with its start nodes ready) and start driving it."""
+        journal = self.engine.journal
+        key = options.idempotency_key
         priority = PRIORITIES[options.priority or definition.config.priority]
         now = utcnow()
         begins = max(now + timedelta(seconds=options.delay), options.start_at or now)
@@ -92,7 +108,7 @@ class ExecutionService:
             "input": options.input,
             "overrides": {},
             "errors": [],
-            "context_metadata": {},
+            "context_metadata": dict(metadata or {}),
             "owner": options.owner or actor,
             "triggered_by": options.triggered_by or actor,
             "parent_execution_id": options.parent_execution,
@@ -141,6 +157,75 @@ class ExecutionService:
         else:
             self.engine.adopt_created(row, runs, definition)
         return execution_id, True
+
+    async def start_child(
+        self,
+        *,
+        parent_execution_id: str,
+        parent_node_id: str,
+        key: str,
+        index: int,
+        label: str | None,
+        input: Mapping[str, Any],
+        workflow_id: str | None,
+        version: str | None,
+        body: Mapping[str, Any] | None,
+        body_key: str | None,
+    ) -> str:
+        """Start (or find, by ``key``) a child execution of a node (see
+        ``server.engine.children``); its id."""
+        journal = self.engine.journal
+        existing = await journal.run(lambda c: store.find_by_idempotency_key(c, key))
+        if existing:
+            return existing
+        parent = self.engine.runners.get(parent_execution_id)
+        if parent is None:
+            raise Conflict(f"execution {parent_execution_id} is not driven by this process")
+        metadata: dict[str, Any] = {"index": index, "label": label}
+        if body is not None:
+            pinned: Mapping[str, Any] = {
+                "workflow_id": parent.row["workflow_id"],
+                "version": parent.row["workflow_version"],
+                "pk": parent.row["definition_pk"],
+            }
+            inherited = parent.scope.public_variables()
+            metadata.update(
+                body_key=body_key,
+                body=dict(body),
+                inherited=sorted(name for name in inherited if name not in input),
+            )
+            definition = self.engine.definition_for(pinned["pk"], {}, metadata)
+            child_input = {**inherited, **input}
+        else:
+            if workflow_id is None:
+                raise InvalidInput("a child needs a workflow_id or an inline body")
+            pinned, definition = await self._pinned(workflow_id, version)
+            problems = check_input(definition, input)
+            if problems:
+                raise InvalidInput(
+                    f"the input for workflow {workflow_id!r} does not match its declared "
+                    "variables: " + "; ".join(f"{p.path}: {p.message}" for p in problems),
+                    details=problems,
+                )
+            child_input = dict(input)
+        options = StartOptions(
+            input=child_input,
+            priority=PRIORITY_NAMES.get(parent.priority),
+            owner=parent.row["owner"],
+            triggered_by=f"parent:{parent_execution_id}",
+            parent_execution=parent_execution_id,
+            parent_node=parent_node_id,
+            idempotency_key=key,
+        )
+        execution_id, _ = await self._create(
+            pinned, definition, options, actor=None, metadata=metadata
+        )
+        return execution_id
+
+    async def cancel_quietly(self, execution_id: str, *, actor: str) -> None:
+        """Cancel an execution unless it has ended meanwhile (children of an ended node)."""
+        with contextlib.suppress(InvalidTransition, NotFound, Conflict):
+            await self.control(execution_id, "cancel", actor=actor)
 
     async def _pinned(
         self, workflow_id: str, version: str | None

@@ -32,11 +32,29 @@ async def execution_json(database: Database, execution_id: str) -> dict[str, Any
         runs = await store.node_runs(session, execution_id)
         waits = await store.open_waits(session, execution_id)
         document = {}
-        if row.definition_pk not in _PARSED:
+        if row.definition_pk not in _PARSED and not (row.context_metadata or {}).get("body"):
             document = await store.definition_document(session, row.definition_pk)
         reported_skips = await store.skipped_node_ids(session, execution_id)
-    definition = _PARSED.get(row.definition_pk, document)
-    return _execution(row, runs, waits, definition, reported_skips)
+        children = await store.children(session, execution_id)
+    definition = _PARSED.for_execution(row.definition_pk, document, row.context_metadata)
+    body = _execution(row, runs, waits, definition, reported_skips)
+    body["parent_node"] = row.parent_node_id
+    body["child_executions"] = [_child(child) for child in children]
+    return body
+
+
+def _child(row: ExecutionRow) -> dict[str, Any]:
+    meta = row.context_metadata or {}
+    return {
+        "id": row.id,
+        "node_id": row.parent_node_id,
+        "index": meta.get("index"),
+        "label": meta.get("label"),
+        "workflow_id": row.workflow_id,
+        "status": row.status,
+        "started_at": _iso(row.started_at),
+        "completed_at": _iso(row.completed_at),
+    }
 
 
 def summary_json(row: ExecutionRow) -> dict[str, Any]:
@@ -109,7 +127,11 @@ def _execution(
         current_node=_current_node(row, current),
         context={
             "variables": scope.public_variables(),
-            "metadata": row.context_metadata or {},
+            "metadata": {
+                key: value
+                for key, value in (row.context_metadata or {}).items()
+                if key not in ("body", "inherited")  # an inline body's own definition
+            },
             "trace": [
                 {
                     "node_id": r.node_id,
@@ -191,7 +213,7 @@ def _waiting_on(
                 "node_id": wait.node_id,
                 "kind": wait.kind,
                 "until": _iso(wait.due_at),
-                "task_id": wait.task_id,
+                "task_id": wait.task_id or (wait.data or {}).get("task_id"),
                 "callback_url": (wait.data or {}).get("callback_url"),
             }
         )

@@ -92,6 +92,19 @@ async def node_runs(session: AsyncSession, execution_id: str) -> Sequence[NodeRu
     return rows.scalars().all()
 
 
+async def children(
+    session: AsyncSession, execution_id: str, limit: int = 1000
+) -> Sequence[ExecutionRow]:
+    """The child executions started by this execution's nodes, oldest first."""
+    rows = await session.execute(
+        select(ExecutionRow)
+        .where(ExecutionRow.parent_execution_id == execution_id)
+        .order_by(ExecutionRow.created_at)
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
 async def open_waits(session: AsyncSession, execution_id: str) -> Sequence[WaitRow]:
     rows = await session.execute(
         select(WaitRow).where(WaitRow.execution_id == execution_id, WaitRow.resolved_at.is_(None))

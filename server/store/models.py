@@ -42,7 +42,8 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+#: ``None`` is SQL NULL (not JSON null), so "IS NULL" means "not set" on both backends.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # SQLite has no 64-bit autoincrement type other than INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -313,6 +314,10 @@ class HumanTaskRow(Base):
     due_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     row_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: the node run's idempotency key: a re-run after a crash finds its task again.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    #: what happened to the task besides decisions: claims, reassignments, escalation…
+    history: Mapped[Any] = mapped_column(default=list, server_default=text("'[]'"))
 
     __table_args__ = (
         Index("ix_human_tasks_status_assignee", "status", "assignee"),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ColumnElement
 
@@ -219,6 +219,55 @@ def answer_wait(
     return True
 
 
+def poke_parent(conn: Connection, parent_id: str, node_id: str, now: datetime) -> None:
+    """A child execution of ``node_id`` has finished: mark the parent node's open wait
+    for its children answered (any number of times) and wake the parent."""
+    conn.execute(
+        update(waits)
+        .where(
+            waits.c.execution_id == parent_id,
+            waits.c.node_id == node_id,
+            waits.c.kind == "children",
+            waits.c.resolved_at.is_(None),
+        )
+        .values(resolution={"children": True})
+    )
+    conn.execute(
+        update(executions)
+        .where(executions.c.id == parent_id, executions.c.status.in_(ACTIVE))
+        .values(next_wake_at=now)
+    )
+
+
+def child_rows(conn: Connection, parent_id: str, node_id: str, key_prefix: str) -> list[Row]:
+    """The child executions one node attempt started (their keys begin with
+    ``key_prefix``), with what the parent needs to know of each."""
+    rows = conn.execute(
+        select(
+            executions.c.id,
+            executions.c.status,
+            executions.c.output,
+            executions.c.error,
+            executions.c.idempotency_key,
+            executions.c.context_metadata,
+        ).where(
+            executions.c.parent_execution_id == parent_id,
+            executions.c.parent_node_id == node_id,
+        )
+    ).mappings()
+    return [dict(row) for row in rows if (row["idempotency_key"] or "").startswith(key_prefix)]
+
+
+def unfinished_children(conn: Connection, parent_id: str) -> list[str]:
+    rows = conn.execute(
+        select(executions.c.id).where(
+            executions.c.parent_execution_id == parent_id,
+            executions.c.status.in_(NOT_FINISHED),
+        )
+    )
+    return [row[0] for row in rows]
+
+
 def claim(
     conn: Connection, worker: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[str]:
@@ -267,10 +316,19 @@ def try_lease(
 def release(
     conn: Connection, execution_id: str, worker: str, next_wake_at: datetime | None
 ) -> None:
+    """Hand the lease back, to be woken at ``next_wake_at``, or earlier if something
+    asked for that while the lease was held (an answered wait, a finished child —
+    ``claim`` clears the column, so whatever is in it now was set since)."""
+    current = executions.c.next_wake_at
+    wake: Any = current
+    if next_wake_at is not None:
+        wake = case(
+            (and_(current.is_not(None), current < next_wake_at), current), else_=next_wake_at
+        )
     conn.execute(
         update(executions)
         .where(executions.c.id == execution_id, executions.c.lease_owner == worker)
-        .values(lease_owner=None, lease_until=None, next_wake_at=next_wake_at)
+        .values(lease_owner=None, lease_until=None, next_wake_at=wake)
     )
 
 
@@ -309,7 +367,6 @@ def recover(conn: Connection, now: datetime, *, all_leases: bool) -> int:
             .values(status="ready", started_at=None)
         )
     return len(stale)
-
 
 
 def load(conn: Connection, execution_id: str) -> tuple[Row, list[Row], list[Row], Row] | None:

@@ -170,3 +170,20 @@ async def test_continue_below_max_errors_completes(client: Client) -> None:
     execution = await run(client, document)
     assert execution["status"] == "completed"
     assert [e["node_id"] for e in execution["errors"]] == ["one"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [("'a' + '\\x00' + 'b'", "NUL character"), ("float('nan')", "cannot be stored as JSON")],
+)
+async def test_an_output_that_cannot_be_stored_fails_the_node_once(
+    client: Client, expression: str, reason: str
+) -> None:
+    """Storing it would fail the commit, and the node would run again forever."""
+    execution = await run(
+        client, workflow([expr("bad", expression), expr("after", "1")], chain("bad", "after"))
+    )
+    assert execution["status"] == "failed", execution
+    (bad,) = node_runs(execution, "bad")
+    assert reason in bad["error"]["message"]
+    assert "after" not in statuses(execution)

@@ -80,9 +80,12 @@ class ReferenceChecker:
                 f"use one of {', '.join(EXECUTION_FIELDS)}"
             )
         if root in LOOP_NAMES and not self.scope.in_loop:
+            # A workflow run as a loop's ``workflow_id`` body gets them as its input.
             return Finding(
                 f"{shown}: {root!r} exists only inside a loop body (the current item and "
-                "its 0-based index)"
+                "its 0-based index), or when this workflow runs as a loop's workflow_id "
+                "body; elsewhere it is missing",
+                is_error=False,
             )
         if root in RESERVED_NAMES or root in CONSTANT_NAMES or root in self.scope.names:
             return None

@@ -351,3 +351,45 @@ async def test_a_failed_child_fails_the_node_and_cancelling_the_parent_cancels_t
     assert response.status_code == 200, response.text
     child = await wait_for_status(client, child_id, TERMINAL, timeout=10)
     assert child["status"] == "cancelled"
+
+
+async def test_loop_and_parallel_can_run_stored_workflows(client: Client) -> None:
+    await upload(
+        client,
+        workflow(
+            [expr("label", "'#' + str(index) + ':' + item", output_key="label")],
+            id="labeller",  # gets item and index as its input when a loop runs it
+            output={"text": "${label.result}"},
+        ),
+    )
+    document = workflow(
+        [
+            node(
+                "each",
+                "loop",
+                {"items": ["a", "b"], "workflow_id": "labeller", "collect": "text"},
+            ),
+            node(
+                "both",
+                "parallel",
+                {
+                    "branches": [
+                        {
+                            "id": "first",
+                            "workflow_id": "labeller",
+                            "input": {"item": "${nodes.each.output.results[0]}", "index": 7},
+                        },
+                        branch("inline", body_expr("x", "'inline'", "v")),
+                    ]
+                },
+            ),
+        ],
+        [{"from_node": "each", "to_node": "both"}],
+        id="uses-stored",
+    )
+    execution = await run(client, document)
+    assert execution["status"] == "completed", execution
+    assert latest(execution)["each"]["output"]["results"] == ["#0:a", "#1:b"]
+    branches = latest(execution)["both"]["output"]["branches"]
+    assert branches["first"] == {"text": "#7:#0:a"}
+    assert branches["inline"]["v"]["result"] == "inline"

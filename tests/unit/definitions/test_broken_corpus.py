@@ -28,7 +28,6 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
         ),
         ("/nodes/0/config/body/nodes/1/config/branches/1", "'nodes' or 'workflow_id', not both"),
         ("/nodes/0/config/body/nodes/1/config/branches/1/id", "branch id 'one' is used twice"),
-        ("/nodes/1/config/expression", "'item' exists only inside a loop body"),
     ],
     "node-configs.json": [
         ("/nodes/0/config/expression", "invalid JSONPath"),

@@ -201,12 +201,6 @@ ERRORS: list[tuple[str, Mutation, str, str]] = [
         "an execution has no field 'name'",
     ),
     (
-        "item outside loop",
-        _set(["nodes", 3, "config", "body"], "${item.id}"),
-        "/nodes/3/config/body",
-        "'item' exists only inside a loop body",
-    ),
-    (
         "sql template",
         _set(["nodes", 2, "config", "query"], "SELECT * FROM t WHERE id = ${x}"),
         "/nodes/2/config/query",
@@ -546,6 +540,13 @@ WARNINGS: list[tuple[str, Mutation, str, str]] = [
         _set(["edges", 1, "condition"], "small"),
         "/edges/1/condition",
         "none of its labels",
+    ),
+    (
+        # a workflow run as a loop's workflow_id body gets item and index as its input
+        "item outside loop",
+        _set(["nodes", 3, "config", "body"], "${item.id}"),
+        "/nodes/3/config/body",
+        "'item' exists only inside a loop body",
     ),
     (
         "variable name differs",

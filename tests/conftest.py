@@ -4,7 +4,8 @@ Databases:
 
 * ``sqlite_url`` — a fresh SQLite file in the test's tmp dir.
 * ``postgres_url`` — a fresh, empty PostgreSQL database per test, cloned from the
-  ``flowyard_template`` database on the server named by ``FLOWYARD_TEST_POSTGRES_URL``
+  session's ``flowyard_template_<pid>`` database on the server named by
+  ``FLOWYARD_TEST_POSTGRES_URL``
   (``make test`` starts a throwaway server and sets it). Without that variable the test
   skips; under ``CI=true`` it fails instead.
 * ``database_url`` — parametrized: the test runs once on each backend (ids ``sqlite`` and
@@ -25,7 +26,8 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 POSTGRES_URL_ENV = "FLOWYARD_TEST_POSTGRES_URL"
-TEMPLATE_DATABASE = "flowyard_template"
+#: One per test session: sessions sharing a server must not drop each other's template.
+TEMPLATE_DATABASE = f"flowyard_template_{os.getpid()}"
 POSTGRES_MISSING = (
     "PostgreSQL not available: set FLOWYARD_TEST_POSTGRES_URL or run `make test`, "
     "which provisions one"

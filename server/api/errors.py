@@ -51,7 +51,9 @@ def flowyard_error_handler(_: Request[Any, Any, Any], error: Exception) -> Respo
     if error.status_code >= 500:
         return internal_error_handler(_, error)
     details = [d.as_dict() for d in error.details]
-    return _json(error.status_code, error_body(error.code, error.message, details))
+    retry_after = getattr(error, "retry_after", None)  # 429 (server.ratelimit)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return _json(error.status_code, error_body(error.code, error.message, details), headers)
 
 
 def http_error_handler(_: Request[Any, Any, Any], error: Exception) -> Response[Any]:

@@ -19,6 +19,10 @@ class ParsedDefinitions:
     def __contains__(self, version_pk: object) -> bool:
         return version_pk in self._parsed
 
+    def peek(self, version_pk: str) -> Definition | None:
+        """The parsed definition if it is here, without reordering (any thread may ask)."""
+        return self._parsed.get(version_pk)
+
     def for_execution(
         self, version_pk: str, document: Mapping[str, Any], metadata: Mapping[str, Any] | None
     ) -> Definition:

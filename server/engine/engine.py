@@ -213,6 +213,11 @@ class Engine:
         """The parsed definition of a stored version (its content never changes)."""
         return self._definitions.get(version_pk, document)
 
+    def parsed_definition(self, version_pk: str) -> Definition | None:
+        """The parsed definition of a version, if this process has parsed it already
+        (safe on the journal's thread)."""
+        return self._definitions.peek(version_pk)
+
     def definition_for(
         self, version_pk: str, document: Mapping[str, Any], metadata: Mapping[str, Any] | None
     ) -> Definition:

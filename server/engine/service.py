@@ -51,6 +51,22 @@ class StartOptions:
     restarted_from: str | None = None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A new execution's rows, ready to insert in one transaction."""
+
+    row: dict[str, Any]
+    runs: list[dict[str, Any]]
+    ops: Ops
+    definition: Definition
+    delayed: bool
+
+    def insert(self, connection: Any) -> None:
+        store.insert_execution(connection, self.row)
+        store.insert_runs(connection, self.runs)
+        self.ops.apply(connection)
+
+
 class ExecutionService:
     def __init__(self, registry: WorkflowRegistry, engine: Engine, settings: Settings) -> None:
         self.registry = registry
@@ -61,20 +77,64 @@ class ExecutionService:
     async def start(
         self, workflow_id: str, options: StartOptions, *, actor: str | None = None
     ) -> tuple[str, bool]:
-        """Start (or, with a known idempotency key, find) an execution; (id, created)."""
-        journal = self.engine.journal
+        """Start (or, with a known idempotency key, find) an execution; (id, created).
+
+        One transaction finds the pinned version, checks the input and inserts the
+        execution — when the version is parsed already, as it is after its first start;
+        otherwise its document is read first and parsed here.
+        """
+        engine = self.engine
         key = options.idempotency_key
+
+        def begin(connection: Any) -> tuple[str, Any]:
+            if key:
+                existing = store.find_by_idempotency_key(connection, key)
+                if existing:
+                    return "found", existing
+            pinned = store.pinned_version(connection, workflow_id, options.version)
+            if pinned is None:
+                return "missing", None
+            definition = engine.parsed_definition(pinned["pk"])
+            if definition is None:
+                return "unparsed", (pinned, store.version_document(connection, pinned["pk"]))
+            problems = check_input(definition, options.input)
+            if problems:  # answered, not raised: a raise would roll back a whole group
+                return "invalid", problems
+            prepared = self._prepare(pinned, definition, options, actor=actor, checked=True)
+            prepared.insert(connection)
+            return "created", prepared
+
+        try:
+            outcome, found = await engine.journal.run(begin)
+        except IntegrityError:
+            return await self._already_started(key)
+        if outcome == "found":
+            return found, False
+        if outcome == "missing":
+            # Let the registry say precisely what is missing (workflow, version, active one).
+            await self.registry.pinned(workflow_id, options.version)
+            raise NotFound(f"no runnable version of workflow {workflow_id!r}")  # pragma: no cover
+        if outcome == "invalid":
+            raise InvalidInput(
+                "the input does not match the workflow's declared variables", details=found
+            )
+        if outcome == "unparsed":
+            pinned, document = found
+            return await self._create(
+                pinned, engine.definition(pinned["pk"], document), options, actor=actor
+            )
+        return self._started(found), True
+
+    async def _already_started(self, key: str | None) -> tuple[str, bool]:
+        """An insert hit the unique idempotency key: the execution a concurrent start
+        with the same key created (or the error, if that was not it)."""
         if key:
-            existing = await journal.run(lambda c: store.find_by_idempotency_key(c, key))
+            existing = await self.engine.journal.run(
+                lambda c: store.find_by_idempotency_key(c, key)
+            )
             if existing:
                 return existing, False
-        pinned, definition = await self._pinned(workflow_id, options.version)
-        problems = check_input(definition, options.input)
-        if problems:
-            raise InvalidInput(
-                "the input does not match the workflow's declared variables", details=problems
-            )
-        return await self._create(pinned, definition, options, actor=actor)
+        raise Conflict("the execution could not be created; try again")
 
     async def _create(
         self,
@@ -86,8 +146,40 @@ class ExecutionService:
         metadata: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """Insert a new execution (with its start nodes ready) and start driving it."""
-        journal = self.engine.journal
-        key = options.idempotency_key
+        prepared = self._prepare(pinned, definition, options, actor=actor, metadata=metadata)
+        try:
+            await self.engine.journal.run(prepared.insert)
+        except IntegrityError:
+            return await self._already_started(options.idempotency_key)
+        return self._started(prepared), True
+
+    def _started(self, prepared: _Prepared) -> str:
+        if prepared.delayed:
+            self.engine.wake()
+        else:
+            self.engine.adopt_created(prepared.row, prepared.runs, prepared.definition)
+        return str(prepared.row["id"])
+
+    def _prepare(
+        self,
+        pinned: Mapping[str, Any],
+        definition: Definition,
+        options: StartOptions,
+        *,
+        actor: str | None,
+        metadata: Mapping[str, Any] | None = None,
+        checked: bool = False,
+    ) -> _Prepared:
+        """The rows of a new execution (raises InvalidInput for input that does not
+        match the declared variables, unless ``checked``). Runs on the event loop or the
+        writer thread."""
+        if not checked and (metadata is None or "body" not in metadata):
+            problems = check_input(definition, options.input)
+            if problems:
+                raise InvalidInput(
+                    "the input does not match the workflow's declared variables",
+                    details=problems,
+                )
         priority = PRIORITIES[options.priority or definition.config.priority]
         now = utcnow()
         begins = max(now + timedelta(seconds=options.delay), options.start_at or now)
@@ -114,7 +206,7 @@ class ExecutionService:
             "parent_execution_id": options.parent_execution,
             "parent_node_id": options.parent_node,
             "restarted_from": options.restarted_from,
-            "idempotency_key": key,
+            "idempotency_key": options.idempotency_key,
             "created_at": now,
             "updated_at": now,
             "not_before": begins if delayed else None,
@@ -138,25 +230,7 @@ class ExecutionService:
         )
         if not delayed:
             ops.event("execution.started", None, {})
-
-        def insert(connection: Any) -> None:
-            store.insert_execution(connection, row)
-            store.insert_runs(connection, runs)
-            ops.apply(connection)
-
-        try:
-            await journal.run(insert)
-        except IntegrityError:
-            if key:
-                existing = await journal.run(lambda c: store.find_by_idempotency_key(c, key))
-                if existing:
-                    return existing, False
-            raise
-        if delayed:
-            self.engine.wake()
-        else:
-            self.engine.adopt_created(row, runs, definition)
-        return execution_id, True
+        return _Prepared(row, runs, ops, definition, delayed)
 
     async def start_child(
         self,

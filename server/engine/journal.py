@@ -56,6 +56,7 @@ class _Item:
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop
     chain: Chain | None = None
+    on_error: Callable[[BaseException], None] | None = None
 
     def apply(self, connection: Connection) -> Any:
         if self.chain is not None and self.chain.broken:
@@ -142,9 +143,17 @@ class Journal:
         self._queue.put(_Item(work, future, loop, chain))
         return future
 
-    def post(self, work: Work, *, chain: Chain | None = None) -> None:
-        """Queue ``work`` that nobody waits for (a failure is logged)."""
-        self._queue.put(_Item(work, None, asyncio.get_running_loop(), chain))
+    def post(
+        self,
+        work: Work,
+        *,
+        chain: Chain | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Queue ``work`` that nobody waits for: no future to settle, so no wake-up of
+        the event loop when it commits. A failure is logged, and handed to ``on_error``
+        on the loop."""
+        self._queue.put(_Item(work, None, asyncio.get_running_loop(), chain, on_error))
 
     def _loop(self) -> None:
         try:
@@ -236,6 +245,9 @@ class Journal:
         if item.future is None:
             if error is not None:
                 log.error("journal work failed", exc_info=error, extra={"action": "journal.failed"})
+                if item.on_error is not None:
+                    with contextlib.suppress(RuntimeError):  # a closed loop
+                        item.loop.call_soon_threadsafe(item.on_error, error)
             return
         future = item.future
 

@@ -10,6 +10,13 @@ committed through the journal while the runner's lock is held, so an execution's
 transitions happen one at a time and in order. When only waits remain (a timer, a
 person, a callback, a retry back-off), the runner hands the lease back with the time it
 must be woken, and the execution costs a row, not a task.
+
+Secrets (SPEC §3): ``${secrets.NAME}`` in a node's config is resolved only when the node
+runs, from the vault (``services["secrets"]``), and only in the config the engine renders
+— never in expressions or conditions (``ctx.scope`` has an empty ``secrets``). The values
+an execution has used are kept with its runner, and everything it stores after that —
+node inputs, outputs, errors, logs, events, execution errors — has them replaced by
+``***``. A node whose config names no secret costs no query and no scan.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +49,11 @@ from server.engine.retry import delay_after, policy_for
 from server.engine.routing import Advance, Routing
 from server.engine.scope import Scope, check_input
 from server.errors import ExpressionError, FlowyardError, InvalidInput, InvalidTransition, Problem
-from server.expressions import render
+from server.expressions import find_references, render
+from server.secrets.redaction import Redactor
+from server.secrets.vault import NAME as SECRET_NAME
+from server.secrets.vault import NAME_RULE as SECRET_NAME_RULE
+from server.secrets.vault import SecretsVault
 from server.store import runs as store
 from server.store.models import new_id, utcnow
 
@@ -89,13 +100,24 @@ class Runner:
         self.poked = False
         #: this execution's units of work, in order; what is committed is a prefix
         self.chain = Chain()
-        #: the last unit submitted without waiting for its commit
-        self.pending: asyncio.Future[Any] | None = None
+        #: units submitted without waiting (``pipeline``), and how many of them are
+        #: known committed (``flush``, ``commit``)
+        self.posted = self.flushed = 0
         #: the status as last committed (to notice the commit that ends the execution)
         self._committed_status = self.status
         #: nodes whose child executions ended since the node last looked at them
         self.child_pokes: set[str] = set()
         self._rebuild(runs, waits)
+        #: secret values this execution has used: what it stores is redacted of them
+        self.secret_values: set[str] = set()
+        self.redactor = Redactor(())
+        #: per node (or compensation): the secrets its config names, or why it may not
+        self._secret_refs: dict[str, frozenset[str] | str] = {}
+        #: the unredacted config of a waiting node that used secrets, for its resume
+        self._live_configs: dict[str, dict[str, Any]] = {}
+        #: whether the secrets used before this runner existed are known (see
+        #: :meth:`_restore_secrets`); nothing has run yet in a new execution
+        self._secrets_restored = all(r.started_at is None for r in self.runs.values())
 
     # --- state ----------------------------------------------------------------------
 
@@ -175,7 +197,9 @@ class Runner:
         parent = self.row.get("parent_execution_id")
         if ending and parent:
             ops.poke_parent(parent, self.row["parent_node_id"])
+        target = self.posted
         await self.engine.journal.run(ops.apply, chain=self.chain)
+        self.flushed = max(self.flushed, target)  # committed after all submitted before it
         self._committed_status = self.status
         if ending:
             self.engine.execution_ended(self)
@@ -196,25 +220,19 @@ class Runner:
         lease — waits for :meth:`flush` first. If the commit fails, the later units are
         refused (``Chain``) and the runner is dropped and rebuilt from what was stored.
         """
-        future = self.engine.journal.submit(ops.apply, chain=self.chain)
-        self.pending = future
-        future.add_done_callback(self._pipelined)
+        self.engine.journal.post(ops.apply, chain=self.chain, on_error=self._pipeline_failed)
+        self.posted += 1
 
-    def _pipelined(self, future: asyncio.Future[Any]) -> None:
-        if future.cancelled() or future.exception() is None or self.released:
-            return
-        log.error(
-            "a node result failed to commit",
-            exc_info=future.exception(),
-            extra={"action": "engine.commit_failed", "execution_id": self.id},
-        )
-        self.engine.spawn(self.engine.evict(self))
+    def _pipeline_failed(self, error: BaseException) -> None:
+        if not self.released:
+            self.engine.spawn(self.engine.evict(self))
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is committed (raise if it was not)."""
-        pending = self.pending
-        if pending is not None:
-            await asyncio.shield(pending)
+        if self.posted > self.flushed:
+            target = self.posted
+            await self.engine.journal.run(_nothing, chain=self.chain)
+            self.flushed = max(self.flushed, target)
 
     # --- dispatching ----------------------------------------------------------------
 
@@ -341,24 +359,32 @@ class Runner:
 
     async def _run(self, node: Node, run: Run) -> None:
         processor = self.engine.processors.get(node.type)
+        if not self._secrets_restored:
+            await self._restore_secrets()
         run.status, run.started_at, run.start_recorded = "running", utcnow(), False
         # A quick node's start is written with its result (one commit, not two); a slower
         # one's is written as soon as it has run this long, so it shows as running.
         mark = asyncio.get_running_loop().call_later(STARTED_MARK_AFTER, self._mark_started, run)
         try:
-            config = self._render(node, processor)
+            config, used_secrets = await self._render(
+                node.id, node.config, processor, self.scope.view()
+            )
             pure = isinstance(config, Failed) or processor.is_pure(config)
             if isinstance(config, Failed):
                 outcome: Outcome | None = config
             else:
                 if not pure:
                     await self.flush()  # an outside effect never builds on uncommitted state
-                run.input = config
+                run.input = self.redactor.value(config) if used_secrets else config
+                if used_secrets:
+                    self._live_configs[run.id] = config
                 ctx = self._context(node, run)
                 outcome = await self._invoke(node.id, processor.run(config, ctx), node.timeout)
         finally:
             mark.cancel()
-        await self._record(node, run, outcome, pure=pure)
+        if not isinstance(outcome, Waiting):
+            self._live_configs.pop(run.id, None)
+        await self._record(node, run, self._redacted(run, outcome), pure=pure)
 
     def _mark_started(self, run: Run) -> None:
         if not run.start_recorded and run.status == "running" and not self.released:
@@ -378,23 +404,130 @@ class Runner:
             data=dict(wait.resolution or {}) if wait else {},
             wait_data=dict(wait.data) if wait else {},
         )
+        if not self._secrets_restored:
+            await self._restore_secrets()
+        config = await self._resume_config(node, run, processor)
         ctx = self._context(node, run)
         await self.flush()
-        outcome = await self._invoke(
-            node.id, processor.resume(run.input or {}, ctx, resolution), None
-        )
-        await self._record(node, run, outcome, pure=False)
+        outcome = await self._invoke(node.id, processor.resume(config, ctx, resolution), None)
+        if not isinstance(outcome, Waiting):
+            self._live_configs.pop(run.id, None)
+        await self._record(node, run, self._redacted(run, outcome), pure=False)
 
-    def _render(self, node: Node, processor: Processor) -> dict[str, Any] | Failed:
+    async def _resume_config(self, node: Node, run: Run, processor: Processor) -> dict[str, Any]:
+        """The config a waiting node resumes with: as it ran (its stored input is redacted,
+        so a node that used secrets gets its live config, or — when this runner was
+        rebuilt meanwhile — its config rendered again)."""
+        live = self._live_configs.get(run.id)
+        if live is not None:
+            return live
+        stored: dict[str, Any] = run.input or {}
+        names = self._secret_names(node.id, node.config, processor.unrendered_keys)
+        if not names or isinstance(names, str):
+            return stored
+        config, _ = await self._render(node.id, node.config, processor, self.scope.view())
+        return stored if isinstance(config, Failed) else config
+
+    # --- secrets ------------------------------------------------------------------------
+
+    async def _render(
+        self,
+        key: str,
+        config: Mapping[str, Any],
+        processor: Processor,
+        view: dict[str, Any],
+    ) -> tuple[dict[str, Any] | Failed, bool]:
+        """``config`` with its templates rendered (``unrendered_keys`` left as they are),
+        and whether it used secrets. ``key`` names the config (a node id) for caching."""
         keep = processor.unrendered_keys
-        view = self.scope.view()
+        names = self._secret_names(key, config, keep)
+        if isinstance(names, str):
+            return Failed(f"config template: {names}", retryable=False), False
+        if names:
+            found = await self._secrets(names)
+            if isinstance(found, Failed):
+                return found, False
+            view["secrets"] = found
         try:
-            return {
-                key: value if key in keep else render(value, view)
-                for key, value in node.config.items()
-            }
+            rendered = {k: v if k in keep else render(v, view) for k, v in config.items()}
         except ExpressionError as error:
-            return Failed(f"config template: {error.message}", retryable=False)
+            return Failed(f"config template: {error.message}", retryable=False), bool(names)
+        return rendered, bool(names)
+
+    def _secret_names(
+        self, key: str, config: Mapping[str, Any], keep: frozenset[str]
+    ) -> frozenset[str] | str:
+        found = self._secret_refs.get(key)
+        if found is None:
+            found = self._secret_refs[key] = referenced_secrets(config, keep)
+        return found
+
+    async def _secrets(self, names: frozenset[str]) -> dict[str, str] | Failed:
+        """The values of ``names`` from the vault (learned for redaction), or why not."""
+        vault = self.engine.services.get("secrets")
+        if not isinstance(vault, SecretsVault):
+            return Failed("this server has no secrets store for ${secrets.…}", retryable=False)
+        try:
+            found = await vault.values(names)
+        except FlowyardError as error:
+            return Failed(error.message, retryable=False)
+        except Exception as error:  # the database did not answer: try again later
+            return Failed(f"the secrets could not be read ({type(error).__name__})")
+        missing = sorted(names - found.keys())
+        if missing:
+            return Failed(
+                "; ".join(
+                    f"no secret named {name}; set it with PUT /api/v1/secrets/{name}"
+                    for name in missing
+                ),
+                retryable=False,
+            )
+        self._learn(found.values())
+        return found
+
+    def _learn(self, values: Iterable[str]) -> None:
+        new = set(values) - self.secret_values
+        if new:
+            self.secret_values |= new
+            self.redactor = Redactor(self.secret_values)
+
+    async def _restore_secrets(self) -> None:
+        """Learn the secrets of the nodes that ran before this runner was built (after a
+        restart or in another process), so later outputs echoing one are still redacted."""
+        names: set[str] = set()
+        for node_id, run in self.runs.items():
+            node = self.nodes.get(node_id)
+            if node is None or (run.started_at is None and run.status == "ready"):
+                continue
+            keep = self.engine.processors.get(node.type).unrendered_keys
+            found = self._secret_names(node_id, node.config, keep)
+            if isinstance(found, frozenset):
+                names |= found
+        vault = self.engine.services.get("secrets")
+        if names and isinstance(vault, SecretsVault):
+            try:
+                self._learn((await vault.values(names)).values())
+            except Exception:  # unreadable now (the database?): the next node tries again
+                return
+        self._secrets_restored = True
+
+    def _redacted(self, run: Run, outcome: Outcome | None) -> Outcome | None:
+        """``outcome`` (and the run's logs) without the secret values this execution used."""
+        redactor = self.redactor
+        if not redactor or outcome is None:
+            return outcome
+        run.logs[:] = [redactor.text(line) for line in run.logs]
+        if isinstance(outcome, Completed):
+            return Completed(
+                redactor.value(dict(outcome.output)), outcome.branch, outcome.next_node
+            )
+        if isinstance(outcome, Failed):
+            return Failed(
+                redactor.text(outcome.error),
+                outcome.retryable,
+                redactor.value(dict(outcome.details)),
+            )
+        return outcome  # a wait's data is stored, never shown (a callback checks its secrets)
 
     def _context(self, node: Node, run: Run) -> NodeContext:
         outgoing = [
@@ -725,6 +858,7 @@ class Runner:
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
+        self._live_configs.clear()
 
     async def _compensate(self, ops: Ops) -> None:
         """Saga rollback: each completed node's ``compensate``, newest completion first."""
@@ -749,21 +883,18 @@ class Runner:
                 kind="compensation",
                 started_at=utcnow(),
             )
-            try:
-                config = {
-                    k: v if k in processor.unrendered_keys else render(v, view)
-                    for k, v in step.config.items()
-                }
-            except ExpressionError as error:
-                outcome: Outcome | None = Failed(
-                    f"config template: {error.message}", retryable=False
-                )
+            config, used_secrets = await self._render(
+                f"{run.node_id}#compensate", step.config, processor, view
+            )
+            if isinstance(config, Failed):
+                outcome: Outcome | None = config
             else:
-                record.input = config
+                record.input = self.redactor.value(config) if used_secrets else config
                 ctx = self._context(self.nodes[run.node_id], record)
                 outcome = await self._invoke(
                     f"{run.node_id}#compensate", processor.run(config, ctx), step.timeout
                 )
+                outcome = self._redacted(record, outcome)
             record.completed_at = utcnow()
             if isinstance(outcome, Completed):
                 record.status, record.output = "completed", dict(outcome.output)
@@ -937,6 +1068,7 @@ class Runner:
         self._require("skip", {"running", "suspended"})
         if run.seq is not None:
             self._unresolve(node_id)
+        output = self.redactor.value(dict(output)) if self.redactor else output
         ops.event("node.skipped_by_user", node_id, {"output": dict(output)}, actor=actor)
         branch = output.get("decision") if isinstance(output.get("decision"), str) else None
         await self._completed(
@@ -964,6 +1096,52 @@ class Runner:
             "data": wait.data,
             "resolution": wait.resolution,
         }
+
+
+def _nothing(connection: Any) -> None:
+    """A unit that only marks its place in the journal's order (see ``Runner.flush``)."""
+    del connection
+
+
+def referenced_secrets(config: Mapping[str, Any], keep: frozenset[str]) -> frozenset[str] | str:
+    """The secret names the rendered keys of ``config`` refer to, or why a reference to
+    ``secrets`` is refused (anything but ``${secrets.NAME}`` would reveal or list them).
+
+    Only strings that contain ``secrets`` are parsed; a malformed template is left for
+    rendering to report."""
+    names: set[str] = set()
+    for key, value in config.items():
+        if key in keep:
+            continue
+        for text in _strings(value):
+            if "secrets" not in text:
+                continue
+            try:
+                references = find_references(text)
+            except ExpressionError:
+                continue
+            for ref in references:
+                if ref.root != "secrets":
+                    continue
+                name = ref.path[1] if len(ref.path) == 2 else None
+                if not isinstance(name, str) or not SECRET_NAME.fullmatch(name):
+                    return (
+                        f"${{{ref.raw}}}: use a secret as ${{secrets.NAME}} "
+                        f"(NAME: {SECRET_NAME_RULE})"
+                    )
+                names.add(name)
+    return frozenset(names)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 def _started_work(execution_id: str, run: Run) -> Any:

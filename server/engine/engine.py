@@ -22,6 +22,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,7 +33,7 @@ from server.definitions.cache import ParsedDefinitions
 from server.definitions.model import Definition
 from server.engine.journal import Journal
 from server.engine.ops import Ops
-from server.engine.runner import Runner
+from server.engine.runner import STARTED_MARK_AFTER, Runner
 from server.expressions import ExpressionLimits, evaluate_async
 from server.store import runs as store
 from server.store.models import new_id, utcnow
@@ -67,7 +68,7 @@ class Engine:
         self.single_process = (
             journal.backend == "sqlite" if single_process is None else single_process
         )
-        self.random = random.Random()  # noqa: S311 - jitter, not secrets
+        self.random = random.Random()  # noqa: S311  # nosec B311  # retry jitter, not secrets
         self.runners: dict[str, Runner] = {}
         self._queue: asyncio.PriorityQueue[tuple[int, int, str, str]] = asyncio.PriorityQueue()
         self._order = itertools.count()
@@ -78,6 +79,9 @@ class Engine:
         self._stopping = False
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.nodes_run = 0
+        #: node runs whose start is not written yet: run id → (runner, run, started)
+        self._starting: dict[str, tuple[Runner, Any, float]] = {}
+        self._mark_timer: asyncio.TimerHandle | None = None
         self._definitions = ParsedDefinitions()
         #: set by the ExecutionService built on this engine (it cancels children)
         self.executions: ExecutionService | None = None
@@ -104,6 +108,9 @@ class Engine:
         """Stop taking work, let running nodes finish for ``grace`` seconds, hand back leases."""
         self._stopping = True
         self._wake.set()
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
         for task in self._loops:
             task.cancel()
         running = [f for runner in self.runners.values() for f in runner.tasks.values()]
@@ -223,6 +230,32 @@ class Engine:
     ) -> Definition:
         """What an execution runs (a version, or an inline body of one)."""
         return self._definitions.for_execution(version_pk, document, metadata)
+
+    def starting(self, runner: Runner, run: Any) -> None:
+        """A node run starts: its start is written with its result if it ends within
+        ``STARTED_MARK_AFTER`` (one commit, not two), else on its own so it shows as
+        running. One timer serves all running nodes (a timer per node costs more)."""
+        self._starting[run.id] = (runner, run, time.monotonic())
+        if self._mark_timer is None:
+            self._mark_timer = asyncio.get_running_loop().call_later(
+                STARTED_MARK_AFTER, self._mark_started
+            )
+
+    def started(self, run: Any) -> None:
+        """The run's processor returned (or was cancelled)."""
+        self._starting.pop(run.id, None)
+
+    def _mark_started(self) -> None:
+        self._mark_timer = None
+        due = time.monotonic() - STARTED_MARK_AFTER
+        for run_id, (runner, run, at) in list(self._starting.items()):
+            if at <= due:
+                del self._starting[run_id]
+                runner.mark_started(run)
+        if self._starting:
+            oldest = min(at for _, _, at in self._starting.values())
+            delay = max(oldest + STARTED_MARK_AFTER - time.monotonic(), 0.001)
+            self._mark_timer = asyncio.get_running_loop().call_later(delay, self._mark_started)
 
     def enqueue(self, runner: Runner, node_id: str) -> None:
         self._queue.put_nowait((-runner.priority, next(self._order), runner.id, node_id))

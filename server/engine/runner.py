@@ -40,6 +40,7 @@ from processors.runtime import (
     Waiting,
     WaitResolution,
 )
+from server.config import LimitsSettings
 from server.definitions.model import Definition, Node
 from server.durations import format_duration
 from server.engine.journal import Chain
@@ -364,7 +365,7 @@ class Runner:
         run.status, run.started_at, run.start_recorded = "running", utcnow(), False
         # A quick node's start is written with its result (one commit, not two); a slower
         # one's is written as soon as it has run this long, so it shows as running.
-        mark = asyncio.get_running_loop().call_later(STARTED_MARK_AFTER, self._mark_started, run)
+        self.engine.starting(self, run)
         try:
             config, used_secrets = await self._render(
                 node.id, node.config, processor, self.scope.view()
@@ -381,12 +382,12 @@ class Runner:
                 ctx = self._context(node, run)
                 outcome = await self._invoke(node.id, processor.run(config, ctx), node.timeout)
         finally:
-            mark.cancel()
+            self.engine.started(run)
         if not isinstance(outcome, Waiting):
             self._live_configs.pop(run.id, None)
         await self._record(node, run, self._redacted(run, outcome), pure=pure)
 
-    def _mark_started(self, run: Run) -> None:
+    def mark_started(self, run: Run) -> None:
         if not run.start_recorded and run.status == "running" and not self.released:
             run.start_recorded = True
             self.engine.journal.post(_started_work(self.id, run), chain=self.chain)
@@ -628,6 +629,31 @@ class Runner:
             return False
         return not any(r.status in ACTIVE_RUN for r in self.runs.values())
 
+    #: (the scope measured, JSON size of each node's output in it, size of the input),
+    #: measured once per scope object: a rebuilt scope (retry, rerun) is measured anew
+    _scope_sizes: tuple[Scope, dict[str, int], int] | None = None
+
+    def _scope_too_large(self, node_id: str, output: Mapping[str, Any]) -> str | None:
+        """Why merging ``output`` would grow the scope past ``limits.max_scope_bytes`` (the
+        JSON size of the input plus each node's latest output), or ``None``."""
+        limit = (self.engine.services.get("limits") or LimitsSettings()).max_scope_bytes
+        measured = self._scope_sizes
+        if measured is None or measured[0] is not self.scope:
+            sizes = {n: _json_size(entry["output"]) for n, entry in self.scope.nodes.items()}
+            measured = self._scope_sizes = (self.scope, sizes, _json_size(self.scope.input))
+        _, sizes, base = measured
+        size = _json_size(output)
+        total = base + size + sum(s for n, s in sizes.items() if n != node_id)
+        if total > limit:
+            return (
+                f"the node's output ({size:,} bytes as JSON) would grow the execution's scope "
+                f"to {total:,} bytes, over the limit of {limit:,} (setting "
+                "limits.max_scope_bytes); keep large data out of the scope or ask the "
+                "operator to raise the limit"
+            )
+        sizes[node_id] = size
+        return None
+
     async def _completed(
         self, node: Node, run: Run, outcome: Completed, ops: Ops, *, status: str = "completed"
     ) -> None:
@@ -639,6 +665,10 @@ class Runner:
         taken = await self._choose_edges(node, outcome, output)
         if isinstance(taken, Failed):
             await self._failed(node, run, taken, ops)
+            return
+        too_large = self._scope_too_large(node.id, output)
+        if too_large is not None:
+            await self._failed(node, run, Failed(too_large, retryable=False), ops)
             return
         now = utcnow()
         self.seq += 1
@@ -1160,6 +1190,11 @@ def _started_work(execution_id: str, run: Run) -> Any:
         store.insert_events(connection, [event])
 
     return work
+
+
+def _json_size(value: Any) -> int:
+    """Characters of ``value`` as compact JSON (ASCII: one byte each)."""
+    return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
 def _unstorable(output: Mapping[str, Any]) -> str | None:

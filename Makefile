@@ -2,7 +2,7 @@
 #
 #   make demo    run the demo (§10) on http://127.0.0.1:8000
 #   make test    the whole test suite, against SQLite and a throwaway PostgreSQL
-#   make lint    ruff (lint + format check) and mypy
+#   make lint    ruff (lint + format check), mypy and bandit (high severity fails)
 #   make fmt     apply ruff's safe fixes and formatting
 #
 # make test PYTEST_ARGS='-x -k engine'    passes arguments to pytest.
@@ -62,6 +62,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -q -c pyproject.toml -r server processors ui demo --severity-level high
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix-only .

@@ -4,6 +4,11 @@ Every answer is read from the demo business database (``demo.business_db``) at r
 time — an order a workflow marked through SQL shows its new status here. Lists are JSON
 arrays (the data pipeline filters ``$[?(@.amount >= 100)]`` on the answer itself);
 single objects answer 404 in the usual error shape when the id does not exist.
+
+The routes are **public** (``permission("public")``): the examples' ``api`` nodes call
+them like any outside API, without Flowyard credentials, and the controller exists only
+in demo mode (never on a production server). They serve the demo's made-up customers
+and orders, nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from demo.standins import DemoStandins
 from server.errors import NotFound
+from server.security.permissions import permission
 
 CustomerId = Annotated[int, PathParameter(description="Customer id")]
 OrderId = Annotated[int, PathParameter(description="Order id")]
@@ -25,7 +31,7 @@ class DemoApiController(Controller):
     path = "/demo/api"
     tags = ["demo"]
 
-    @get("/customers", summary="Demo customers")
+    @get("/customers", summary="Demo customers", opt=permission("public"))
     async def customers(
         self,
         demo: NamedDependency[DemoStandins],
@@ -33,7 +39,7 @@ class DemoApiController(Controller):
     ) -> list[dict[str, Any]]:
         return await demo.business.customers(country=country)
 
-    @get("/customers/{customer_id:int}", summary="One demo customer")
+    @get("/customers/{customer_id:int}", summary="One demo customer", opt=permission("public"))
     async def customer(
         self, demo: NamedDependency[DemoStandins], customer_id: CustomerId
     ) -> dict[str, Any]:
@@ -42,7 +48,11 @@ class DemoApiController(Controller):
             raise NotFound(f"no demo customer with id {customer_id}")
         return found
 
-    @get("/customers/{customer_id:int}/orders", summary="A demo customer's orders")
+    @get(
+        "/customers/{customer_id:int}/orders",
+        summary="A demo customer's orders",
+        opt=permission("public"),
+    )
     async def customer_orders(
         self, demo: NamedDependency[DemoStandins], customer_id: CustomerId
     ) -> list[dict[str, Any]]:
@@ -50,7 +60,7 @@ class DemoApiController(Controller):
             raise NotFound(f"no demo customer with id {customer_id}")
         return await demo.business.orders(customer_id=customer_id)
 
-    @get("/orders", summary="Demo orders")
+    @get("/orders", summary="Demo orders", opt=permission("public"))
     async def orders(
         self,
         demo: NamedDependency[DemoStandins],
@@ -62,7 +72,7 @@ class DemoApiController(Controller):
             status=status, customer_id=customer_id, min_amount=min_amount
         )
 
-    @get("/orders/{order_id:int}", summary="One demo order")
+    @get("/orders/{order_id:int}", summary="One demo order", opt=permission("public"))
     async def order(self, demo: NamedDependency[DemoStandins], order_id: OrderId) -> dict[str, Any]:
         found = await demo.business.order(order_id)
         if found is None:

@@ -89,15 +89,16 @@ class BusinessDatabase:
 
     async def customers(self, *, country: str | None = None) -> list[dict[str, Any]]:
         where, params = _filters({"country": country})
-        sql = f"SELECT {CUSTOMER_COLUMNS} FROM customers{where} ORDER BY id"
+        # bandit B608, a false alarm: fixed column names, every value bound as ?
+        sql = f"SELECT {CUSTOMER_COLUMNS} FROM customers{where} ORDER BY id"  # nosec
         return await self._query(sql, params)
 
     async def customer(self, customer_id: int) -> dict[str, Any] | None:
         if not 0 < customer_id <= MAX_ID:
             return None
-        rows = await self._query(
-            f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?", (customer_id,)
-        )
+        # bandit B608, a false alarm: constant SQL
+        sql = f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?"  # nosec
+        rows = await self._query(sql, (customer_id,))
         return rows[0] if rows else None
 
     async def orders(
@@ -111,12 +112,16 @@ class BusinessDatabase:
         if min_amount is not None:
             where += (" AND " if where else " WHERE ") + "amount >= ?"
             params.append(min_amount)
-        return await self._query(f"SELECT {ORDER_COLUMNS} FROM orders{where} ORDER BY id", params)
+        # bandit B608, a false alarm: fixed column names, every value bound as ?
+        sql = f"SELECT {ORDER_COLUMNS} FROM orders{where} ORDER BY id"  # nosec
+        return await self._query(sql, params)
 
     async def order(self, order_id: int) -> dict[str, Any] | None:
         if not 0 < order_id <= MAX_ID:
             return None
-        rows = await self._query(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
+        # bandit B608, a false alarm: constant SQL
+        sql = f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"  # nosec
+        rows = await self._query(sql, (order_id,))
         return rows[0] if rows else None
 
     async def _query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:

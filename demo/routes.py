@@ -10,6 +10,7 @@ from litestar.params import QueryParameter
 
 from demo.standins import DemoStandins
 from server.registry.service import WorkflowRegistry
+from server.security.permissions import permission
 from server.store import executions
 from server.store.database import Database
 from server.store.definitions import WorkflowFilter
@@ -19,12 +20,12 @@ class DemoController(Controller):
     path = "/demo"
     tags = ["demo"]
 
-    @get("/workflows", summary="The demo's workflows")
+    @get("/workflows", summary="The demo's workflows", opt=permission("read"))
     async def workflows(self, registry: NamedDependency[WorkflowRegistry]) -> dict[str, Any]:
         page = await registry.list(WorkflowFilter(limit=200, sort_by="name", sort_order="asc"))
         return {"workflows": page.items, "total": page.total}
 
-    @get("/executions", summary="The demo's most recent executions")
+    @get("/executions", summary="The demo's most recent executions", opt=permission("read"))
     async def executions(self, database: NamedDependency[Database]) -> dict[str, Any]:
         async with database.session() as session:
             rows, total = await executions.recent(session, 100)
@@ -35,7 +36,11 @@ class DemoController(Controller):
         ]  # fmt: skip
         return {"executions": items, "total": total}
 
-    @get("/mailbox", summary="Mail received by the demo's SMTP sink, newest first")
+    @get(
+        "/mailbox",
+        summary="Mail received by the demo's SMTP sink, newest first",
+        opt=permission("read"),
+    )
     async def mailbox(
         self,
         demo: NamedDependency[DemoStandins],

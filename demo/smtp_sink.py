@@ -148,9 +148,9 @@ class MailSink:
     def _read(self, limit: int) -> tuple[list[dict[str, Any]], int]:
         with closing(self._connect()) as connection:
             total = int(connection.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-            rows = connection.execute(
-                f"SELECT {COLUMNS} FROM messages ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
+            # bandit B608, a false alarm: constant SQL
+            sql = f"SELECT {COLUMNS} FROM messages ORDER BY id DESC LIMIT ?"  # nosec
+            rows = connection.execute(sql, (limit,)).fetchall()
         return [_as_json(row) for row in rows], total
 
 

@@ -166,6 +166,10 @@ class Processor:
     #: before its result is committed (group commit); anything with an outside effect
     #: waits for every earlier result of the execution to be committed first.
     pure: ClassVar[bool] = False
+    #: ``${secrets.NAME}`` may be used in its config. False for types whose config is
+    #: shown to people as it is (a human task's title and form), where no redaction
+    #: can reach it.
+    accepts_secrets: ClassVar[bool] = True
 
     def known_config_keys(self) -> frozenset[str]:
         """Canonical config keys this type understands (from ``config_schema``)."""

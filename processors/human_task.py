@@ -155,6 +155,8 @@ class HumanTaskProcessor(Processor):
     """Creates an approval task and waits durably until a permitted person completes it."""
 
     type_name: ClassVar[str] = "human_task"
+    #: its title, description and form are shown in the inbox as they are
+    accepts_secrets: ClassVar[bool] = False
     description: ClassVar[str] = "Waits for a person to complete a task in the approvals inbox."
     config_schema: ClassVar[JSONSchema] = {
         "type": "object",

@@ -10,6 +10,11 @@ The list of ``items`` is evaluated when the loop starts and again whenever it lo
 iteration at a time: before each, the condition is evaluated with ``index`` (the next
 iteration's), ``results`` (so far) and ``last`` (the previous iteration's result); the
 loop fails if it is still true after ``max_iterations``.
+
+Every loop is bounded by the server's ``limits.max_loop_iterations``
+(``services["limits"]``): a list of ``items`` or an ``iterations`` count over it fails
+the node before any iteration starts (and before a list of that size is built), and a
+``while`` loop stops there even when its ``max_iterations`` is larger.
 """
 
 from __future__ import annotations
@@ -30,11 +35,15 @@ from processors.runtime import (
     Waiting,
     WaitResolution,
 )
+from server.config import LimitsSettings
 from server.errors import ExpressionError
 from server.expressions import parse_path, resolve_path
 
 LOOP_NAMES = ("item", "index")
 DEFAULT_MAX_ITERATIONS = 1000
+#: The server's limits when the node runs without ``services["limits"]`` (the defaults).
+DEFAULT_LIMITS = LimitsSettings()
+LIMIT_SETTING = "limits.max_loop_iterations"
 #: Looking again this long after the last look even if no child was reported ended
 #: (a safety net for a wake-up lost between processes; doubles up to an hour).
 RECHECK = timedelta(seconds=5)
@@ -130,8 +139,9 @@ class LoopProcessor(Processor):
         children = ctx.services.get("children")
         if children is None:
             return Failed("child executions are not available in this server", retryable=False)
+        limit = _iteration_limit(ctx)
         try:
-            items = await _items(config, ctx)
+            items = await _items(config, ctx, limit)
         except (ExpressionError, ValueError) as error:
             message = error.message if isinstance(error, ExpressionError) else str(error)
             return Failed(f"loop: {message}", retryable=False)
@@ -165,12 +175,9 @@ class LoopProcessor(Processor):
             if items is None:
                 if await _while_done(config, ctx, started, results):
                     break
-                if started >= int(config.get("max_iterations") or DEFAULT_MAX_ITERATIONS):
-                    return Failed(
-                        f"loop: 'while' is still true after max_iterations "
-                        f"({started}); raise max_iterations or change the condition",
-                        retryable=False,
-                    )
+                maximum = int(config.get("max_iterations") or DEFAULT_MAX_ITERATIONS)
+                if started >= min(maximum, limit):
+                    return Failed(_while_message(started, maximum, limit), retryable=False)
                 item: Any = None
             else:
                 item = items[started]
@@ -200,13 +207,41 @@ async def _while_done(
     return not await ctx.evaluate(str(config["while"]), extra_names=names)
 
 
-async def _items(config: Mapping[str, Any], ctx: NodeContext) -> list[Any] | None:
-    """The list to iterate (``None`` for ``while``)."""
+def _iteration_limit(ctx: NodeContext) -> int:
+    """This server's ``limits.max_loop_iterations``."""
+    limits = ctx.services.get("limits", DEFAULT_LIMITS)
+    return int(getattr(limits, "max_loop_iterations", DEFAULT_LIMITS.max_loop_iterations))
+
+
+def _over_limit(what: str, limit: int) -> ValueError:
+    return ValueError(
+        f"{what}, more than the {limit:,} iterations a loop may run (setting "
+        f"{LIMIT_SETTING}); split the work into smaller loops or ask the operator to raise it"
+    )
+
+
+def _while_message(started: int, maximum: int, limit: int) -> str:
+    if maximum <= limit:
+        return (
+            f"loop: 'while' is still true after max_iterations ({started}); raise "
+            "max_iterations or change the condition"
+        )
+    return (
+        f"loop: 'while' is still true after {started:,} iterations, the limit per loop "
+        f"(setting {LIMIT_SETTING}; max_iterations {maximum:,} is above it); change the "
+        "condition or ask the operator to raise the limit"
+    )
+
+
+async def _items(config: Mapping[str, Any], ctx: NodeContext, limit: int) -> list[Any] | None:
+    """The list to iterate (``None`` for ``while``), at most ``limit`` long."""
     if config.get("items") is not None:
         raw = config["items"]
         items = await ctx.evaluate(raw) if isinstance(raw, str) else raw
         if not isinstance(items, list):
             raise ValueError(f"'items' must give a list, not {type(items).__name__}")
+        if len(items) > limit:
+            raise _over_limit(f"'items' has {len(items):,} elements", limit)
         return items
     if config.get("iterations") is not None:
         count = config["iterations"]
@@ -214,6 +249,8 @@ async def _items(config: Mapping[str, Any], ctx: NodeContext) -> list[Any] | Non
             count = await ctx.evaluate(count)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"'iterations' must be a whole number ≥ 0, not {count!r}")
+        if count > limit:
+            raise _over_limit(f"'iterations' is {count:,}", limit)
         return list(range(count))
     return None
 

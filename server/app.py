@@ -25,16 +25,24 @@ from demo.api import DemoApiController
 from demo.loader import DEFINITIONS_DIR, load_definitions
 from demo.routes import DemoController
 from demo.standins import DemoStandins
+from demo.users import announce as announce_demo_users
+from demo.users import create_demo_users
 from processors.commands import CommandPolicy, CommandRunner
 from processors.handlers import Handlers
 from processors.registry import default_registry
+from server.api.api_keys import ApiKeyController
+from server.api.audit import AuditController
 from server.api.callbacks import CallbackController
 from server.api.errors import EXCEPTION_HANDLERS
 from server.api.executions import ExecutionController, WorkflowExecutionController
 from server.api.health import HealthController, MetricsController
+from server.api.hooks import HookController
 from server.api.node_types import NodeTypeController
 from server.api.openapi import openapi_config, register_definition_schema
+from server.api.secrets import SecretController
 from server.api.tasks import TaskController, TaskLinkController
+from server.api.triggers import TriggerController
+from server.api.users import UserController
 from server.api.workflows import WorkflowController
 from server.callbacks import Callbacks
 from server.config import Settings
@@ -44,14 +52,28 @@ from server.engine.children import Children
 from server.engine.engine import Engine
 from server.engine.journal import Journal
 from server.engine.service import ExecutionService
-from server.identity import current_actor
+from server.identity import AUTHENTICATOR, current_actor
 from server.integrations.databases import Databases
 from server.integrations.mail import Mailer
+from server.keys import derive, load_master_key
 from server.outbound.client import OutboundHTTP
 from server.registry.service import WorkflowRegistry
+from server.secrets.vault import SecretsVault
+from server.security.apikeys import ApiKeyService, check_bootstrap_key
+from server.security.audit import AuditLog
+from server.security.authn import Authenticator
+from server.security.bootstrap import ensure_identities
+from server.security.csrf import LoginCsrf
+from server.security.headers import cors_config, security_headers
+from server.security.permissions import authorize, check_routes, permission
+from server.security.route_audit import RouteAuditMiddleware
+from server.security.sessions import SignIn
+from server.security.users import UserService
 from server.store.database import Database
 from server.store.migrate import upgrade
 from server.tasks.service import HumanTasks
+from server.triggers.service import Triggers
+from ui.login import SIGN_IN_HANDLERS, register_template_functions
 from ui.views import root
 
 log = logging.getLogger("flowyard")
@@ -92,6 +114,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
     # What node types use at run time, through ``NodeContext.services`` (one entry per
     # integration; a service with an ``aclose()`` is closed when the server stops).
     services = engine.services
+    services["limits"] = settings.limits  # loop iterations, scope size (run-time limits)
     services["handlers"] = Handlers.load(settings.tasks.handler_modules)
     services["children"] = Children(executions)
     services["commands"] = CommandRunner.from_settings(settings.tasks)
@@ -99,24 +122,41 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
     services["databases"] = Databases(settings.connections)
     services["mail"] = Mailer(settings.smtp)
     services["tasks"] = tasks = HumanTasks.from_settings(database, engine, settings)
+    services["secrets"] = vault = SecretsVault.from_settings(database, settings)
     callbacks = Callbacks(engine, database)
+    # Cron schedules and webhook paths, following the registry (docs/triggers.md).
+    triggers = Triggers(database, registry, executions, settings, secrets=vault.values)
+    audit = AuditLog(database)
+    users = UserService(database, audit)
+    api_keys = ApiKeyService(database, audit)
+    if settings.auth.bootstrap_admin_key:
+        check_bootstrap_key(settings.auth.bootstrap_admin_key)
+    # Who is calling (API keys, JWTs; the dashboard adds its session cookie as a source).
+    authenticator = Authenticator.from_settings(settings.auth, api_keys)
+    sign_in = SignIn.from_settings(database, settings, users, audit)
+    authenticator.add_source(sign_in.sessions.actor_for_request)
+    login_csrf = LoginCsrf(lambda: derive(load_master_key(settings.server.data_dir), "login-csrf"))
     standins = DemoStandins(settings) if settings.demo.enabled else None
     started_at = time.monotonic()
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await upgrade(database)
+        await ensure_identities(settings, users, api_keys)
         if standins is not None:
             await standins.start()
         await engine.start()
+        await triggers.start()
         if settings.demo.enabled:
             await load_definitions(registry, definitions_dir)
+            announce_demo_users(await create_demo_users(users), settings.server.resolved_public_url)
         log.info(
             "flowyard started", extra={"action": "server.started", "backend": database.backend}
         )
         try:
             yield
         finally:
+            await triggers.stop()  # a fire under way still needs the engine
             await engine.stop(grace=parse_duration(settings.server.shutdown_grace))
             for service in services.values():
                 close = getattr(service, "aclose", None)
@@ -138,11 +178,21 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         MetricsController,
         NodeTypeController,
         CallbackController,
+        HookController,
+        TriggerController,
         TaskController,
         TaskLinkController,
+        UserController,
+        ApiKeyController,
+        AuditController,
+        SecretController,
         root,
+        *SIGN_IN_HANDLERS,
         create_static_files_router(
-            path="/static", directories=[UI_DIR / "static"], include_in_schema=False
+            path="/static",
+            directories=[UI_DIR / "static"],
+            include_in_schema=False,
+            opt=permission("public"),
         ),
     ]
     if settings.demo.enabled:
@@ -157,20 +207,47 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
             "executions": const(executions),
             "engine": const(engine),
             "callbacks": const(callbacks),
+            "hooks": const(triggers.hooks),
+            "triggers": const(triggers),
             "tasks": const(tasks),
-            "actor": Provide(current_actor, sync_to_thread=False),
+            "vault": const(vault),
+            "users": const(users),
+            "api_keys": const(api_keys),
+            "audit": const(audit),
+            "sign_in": const(sign_in),
+            "login_csrf": const(login_csrf),
+            "actor": Provide(current_actor),
             "started_at": const(started_at),
             "demo": const(standins),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        # Every route declares its permission (opt=permission(...)); one guard applies it.
+        guards=[authorize],
+        middleware=[RouteAuditMiddleware(audit)],
         openapi_config=openapi_config(),
-        template_config=TemplateConfig(directory=UI_DIR / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=UI_DIR / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=register_template_functions,
+        ),
+        before_send=[security_headers],
+        cors_config=cors_config(settings.auth.cors_origins),
         request_max_body_size=settings.limits.max_body_bytes,
         lifespan=[lifespan],
         state=State(
-            {"database": database, "registry": registry, "engine": engine, "executions": executions}
+            {
+                "database": database,
+                "registry": registry,
+                "engine": engine,
+                "executions": executions,
+                "users": users,
+                "api_keys": api_keys,
+                "audit": audit,
+                AUTHENTICATOR: authenticator,
+            }
         ),
         logging_config=None,
     )
     register_definition_schema(app)
+    check_routes(app)
     return app

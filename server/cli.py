@@ -1,4 +1,5 @@
-"""The ``flowyard`` command: serve, demo, validate, push, run, executions, migrate.
+"""The ``flowyard`` command: serve, demo, validate, push, run, executions, migrate, users,
+api-keys.
 
 ``push``, ``run`` and ``executions`` talk to a running server through its REST API
 (``--url``, ``--api-key``; or ``FLOWYARD_URL``, ``FLOWYARD_API_KEY``). ``run`` exits 0
@@ -27,6 +28,7 @@ from server import __version__
 from server.config import Settings, load_settings, settings_help
 from server.durations import format_duration, parse_duration
 from server.errors import ConfigurationError
+from server.security.admin_cli import add_commands as add_identity_commands
 
 #: Exit codes of the commands that talk to a server.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -127,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--database-url")
     migrate.add_argument("--config")
     migrate.set_defaults(run=_migrate)
+
+    add_identity_commands(commands)  # users …, api-keys …
     return parser
 
 

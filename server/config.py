@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -131,10 +132,45 @@ class AuthSettings:
     """Authentication and browser-facing security."""
 
     enabled: bool = True
+    #: HS256 secret for JWT bearer tokens (at least 32 bytes); empty: HS256 not accepted
     jwt_secret: str = ""
+    #: RS256 public key (PEM text or a file path); empty: RS256 not accepted
     jwt_public_key: str = ""
+    #: when set, a JWT's ``aud`` claim must be this value
+    jwt_audience: str = ""
+    #: when set, a JWT's ``iss`` claim must be this value
+    jwt_issuer: str = ""
+    #: an admin API key (``fy_…``) that must exist at start (env FLOWYARD_BOOTSTRAP_ADMIN_KEY)
+    bootstrap_admin_key: str = ""
     cors_origins: tuple[str, ...] = ()
     metrics_public: bool = False
+    #: a dashboard session ends after this long without a request (a duration)
+    session_idle_timeout: str = "30m"
+    #: and this long after sign-in, however active it is (a duration)
+    session_max_age: str = "12h"
+    #: failed sign-ins in a row, within ``login_lockout``, that lock a username
+    login_max_failures: int = 5
+    #: how long a username stays locked after ``login_max_failures`` (a duration)
+    login_lockout: str = "15m"
+    #: sign-in attempts per minute per client address and per username (token bucket)
+    login_rate_per_minute: int = 10
+    #: attempts allowed at once before ``login_rate_per_minute`` applies
+    login_rate_burst: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class TriggersSettings:
+    """Cron and webhook triggers (docs/triggers.md)."""
+
+    #: how often a process re-reads the registry for other processes' changes (a duration)
+    sync_interval: str = "2s"
+    #: a fire this much later than due while the server ran (a stalled process) counts
+    #: as missed and follows the trigger's misfire policy (a duration)
+    misfire_grace: str = "60s"
+    #: webhook requests per minute per client address and per hook path (token bucket)
+    hook_rate_per_minute: int = 600
+    #: webhook requests allowed at once before ``hook_rate_per_minute`` applies
+    hook_rate_burst: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +194,7 @@ class Settings:
     connections: Mapping[str, ConnectionSettings] = field(default_factory=dict)
     smtp: Mapping[str, SmtpSettings] = field(default_factory=dict)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    triggers: TriggersSettings = field(default_factory=TriggersSettings)
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -167,8 +204,11 @@ SECTIONS: dict[str, type[Any]] = {
     "tasks": TasksSettings,
     "auth": AuthSettings,
     "demo": DemoSettings,
+    "triggers": TriggersSettings,
 }
 NAMED_SECTIONS: dict[str, type[Any]] = {"connections": ConnectionSettings, "smtp": SmtpSettings}
+#: Environment variables named by SPEC §8 outside the FLOWYARD_<SECTION>_<KEY> pattern.
+ENV_ALIASES = {"FLOWYARD_BOOTSTRAP_ADMIN_KEY": "auth.bootstrap_admin_key"}
 # TOML keys that are Python keywords or clash with builtins.
 KEY_RENAMES = {"from": "sender"}
 
@@ -223,6 +263,9 @@ def _environment_values(env: Mapping[str, str]) -> dict[str, str]:
             ):
                 if name in env:
                     found[f"{section}.{f.name}"] = env[name]
+    for name, dotted in ENV_ALIASES.items():
+        if name in env and dotted not in found:
+            found[dotted] = env[name]
     return found
 
 
@@ -347,6 +390,48 @@ def _check(settings: Any, prefix: str) -> None:
                 raise ConfigurationError(f"{prefix}.{f.name}", "must be at least 1")
     if isinstance(settings, TasksSettings):
         _check_tasks(settings, prefix)
+    if isinstance(settings, AuthSettings):
+        _check_sign_in(settings, prefix)
+    if isinstance(settings, TriggersSettings):
+        _check_triggers(settings, prefix)
+
+
+def _check_sign_in(settings: AuthSettings, prefix: str) -> None:
+    """Dashboard sign-in settings (sessions, lock-out, rate limit) and CORS origins."""
+    for name in ("session_idle_timeout", "session_max_age", "login_lockout"):
+        try:
+            if parse_duration(getattr(settings, name)) <= 0:
+                raise DurationError("must be more than 0 seconds")
+        except DurationError as error:
+            raise ConfigurationError(f"{prefix}.{name}", str(error)) from None
+    for name in ("login_max_failures", "login_rate_per_minute", "login_rate_burst"):
+        if getattr(settings, name) < 1:
+            raise ConfigurationError(f"{prefix}.{name}", "must be at least 1")
+    for origin in settings.cors_origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigurationError(
+                f"{prefix}.cors_origins",
+                f"{origin[:100]!r} is not an origin: write scheme://host[:port] with no "
+                "path or trailing slash (https://ops.example.com), or * for any origin",
+            )
+
+
+#: A browser origin: scheme, host, optional port; nothing else.
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(?::\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
+)
+
+
+def _check_triggers(settings: TriggersSettings, prefix: str) -> None:
+    for name in ("sync_interval", "misfire_grace"):
+        try:
+            if parse_duration(getattr(settings, name)) <= 0:
+                raise DurationError("must be more than 0 seconds")
+        except DurationError as error:
+            raise ConfigurationError(f"{prefix}.{name}", str(error)) from None
+    for name in ("hook_rate_per_minute", "hook_rate_burst"):
+        if getattr(settings, name) < 1:
+            raise ConfigurationError(f"{prefix}.{name}", "must be at least 1")
 
 
 def _check_tasks(settings: TasksSettings, prefix: str) -> None:

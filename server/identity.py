@@ -1,20 +1,18 @@
 """Who is asking, and whether they may decide a human task.
 
-**Development stand-in.** Real authentication (API keys, JWT, dashboard sessions —
-SPEC §8) arrives with the security issue and replaces :func:`current_actor`. Until then:
+:class:`Actor` is the caller as every service sees it: a name, the seed role that grants
+permissions, the roles tasks are offered to, and how they proved who they are.
+:func:`current_actor` is the Litestar dependency that gives it to a handler; the
+credentials themselves (API keys, JWTs, dashboard sessions) are checked by
+``server.security.authn`` (SPEC §8), once per request.
 
-* with ``auth.enabled = false`` (development and tests only), the caller *claims* an
-  identity with the headers ``X-Flowyard-User: alice`` and ``X-Flowyard-Roles:
-  operator, finance``. Nothing checks the claim — anyone who can reach the server can be
-  anyone — which is exactly what "authentication disabled" means. Without the headers
-  the caller is ``anonymous`` with role ``operator``;
-* with ``auth.enabled = true`` (the default) the headers are **ignored**: the caller is
-  ``anonymous``, unauthenticated, with role ``guest``. Reading stays as open as the rest
-  of the API is today, but every task decision, claim and reassignment is refused with
-  401, so a production server never trusts a self-declared identity.
+**Development mode** (``auth.enabled = false``, for tests and local use only): nothing
+is checked and every route is open; the caller *claims* an identity with the headers
+``X-Flowyard-User: alice`` and ``X-Flowyard-Roles: operator, finance``
+(:func:`claimed_actor`). Without them the caller is ``anonymous`` with role
+``operator``. With authentication on (the default) these headers are ignored.
 
-The permission rule for deciding a task lives in one function, :func:`may_decide`; the
-security issue plugs real identities into it without changing the callers.
+The permission rule for deciding a task lives in one function, :func:`may_decide`.
 """
 
 from __future__ import annotations
@@ -25,9 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from litestar import Request
-from litestar.di import NamedDependency
+from litestar.connection import ASGIConnection
 
-from server.config import Settings
 from server.errors import BadRequest, Unauthorized
 
 USER_HEADER = "x-flowyard-user"
@@ -56,18 +53,43 @@ class Actor:
     role: str
     roles: frozenset[str]
     authenticated: bool = True
+    #: how the caller proved it: ``api_key``, ``jwt``, ``session``, ``password``, or
+    #: ``claimed`` (development headers) and ``anonymous`` (no credentials)
+    via: str = "claimed"
 
 
-def current_actor(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Actor:
-    """The caller (a Litestar dependency); see the module docstring for the rules."""
-    if settings.auth.enabled:
-        return Actor(ANONYMOUS, "guest", frozenset({"guest"}), authenticated=False)
-    name = request.headers.get(USER_HEADER, "").strip() or ANONYMOUS
+#: The caller when no credentials came with a request (authentication on).
+NOBODY = Actor(ANONYMOUS, "guest", frozenset({"guest"}), authenticated=False, via="anonymous")
+
+
+class ActorSource(Protocol):
+    """What resolves a request's credentials (``server.security.authn.Authenticator``)."""
+
+    async def actor(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Actor: ...
+
+
+#: Where :func:`current_actor` finds the resolver: ``app.state[AUTHENTICATOR]``.
+AUTHENTICATOR = "authenticator"
+
+
+async def current_actor(request: Request[Any, Any, Any]) -> Actor:
+    """The caller (a Litestar dependency): resolved from the request's credentials.
+
+    :class:`~server.errors.Unauthorized` when credentials were sent but are not valid;
+    :data:`NOBODY` when none were sent (routes that need someone refuse before).
+    """
+    source: ActorSource = request.app.state[AUTHENTICATOR]
+    return await source.actor(request)
+
+
+def claimed_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
+    """Development mode only: the identity the request's headers claim (unchecked)."""
+    name = connection.headers.get(USER_HEADER, "").strip() or ANONYMOUS
     if not NAME.fullmatch(name):
         raise BadRequest(
             f"the {USER_HEADER} header must be 1 to 200 letters, digits or _ . @ + : -"
         )
-    given = [r.strip() for r in request.headers.get(ROLES_HEADER, "").split(",") if r.strip()]
+    given = [r.strip() for r in connection.headers.get(ROLES_HEADER, "").split(",") if r.strip()]
     bad = [r for r in given if not NAME.fullmatch(r)]
     if bad:
         raise BadRequest(f"invalid role name in the {ROLES_HEADER} header: {bad[0][:50]!r}")
@@ -110,10 +132,7 @@ def may_decide(task: DecidableTask, actor: Actor) -> str | None:
     even an admin. A task claimed by someone is theirs (managers and admins excepted).
     """
     if not actor.authenticated:
-        return (
-            "sign in to decide tasks (authentication arrives with the security issue; for "
-            "development set auth.enabled = false and send the X-Flowyard-User header)"
-        )
+        return "sign in (or send an API key or JWT) to decide tasks"
     if not task.allow_self_approval and actor.name in task.started_by:
         return (
             f"four-eyes rule: {actor.name!r} started this execution, so someone else must "
@@ -141,7 +160,4 @@ def may_decide(task: DecidableTask, actor: Actor) -> str | None:
 def require_authenticated(actor: Actor) -> None:
     """Refuse (401) a change requested by an unauthenticated caller."""
     if not actor.authenticated:
-        raise Unauthorized(
-            "authentication required to change tasks (it arrives with the security issue; "
-            "for development set auth.enabled = false and send X-Flowyard-User)"
-        )
+        raise Unauthorized("sign in (or send an API key or JWT) to change tasks")

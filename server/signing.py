@@ -22,7 +22,7 @@ from datetime import datetime
 from server.errors import FlowyardError
 
 TOLERANCE_SECONDS = 5 * 60
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the standard's prefix, not a secret
+SECRET_PREFIX = "whsec_"  # noqa: S105  # nosec B105  # a prefix, not a secret
 
 
 class SignatureError(FlowyardError):

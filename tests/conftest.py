@@ -25,6 +25,8 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL, make_url
 
+from server.security import passwords
+
 POSTGRES_URL_ENV = "FLOWYARD_TEST_POSTGRES_URL"
 #: One per test session: sessions sharing a server must not drop each other's template.
 TEMPLATE_DATABASE = f"flowyard_template_{os.getpid()}"
@@ -35,6 +37,13 @@ POSTGRES_MISSING = (
 
 # Admin DSNs whose template database this session has already (re)created.
 _templates_ready: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> None:
+    """argon2's production parameters cost ~0.3 s a hash; tests use cheap ones (every
+    test app creates a first admin; hashes made either way still verify)."""
+    passwords.use_parameters(time_cost=1, memory_cost=8, parallelism=1)
 
 
 def in_ci() -> bool:

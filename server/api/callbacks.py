@@ -20,6 +20,7 @@ from server.api.idempotency import idempotent
 from server.api.openapi import json_body
 from server.api.schemas import ErrorResponse
 from server.callbacks import Callbacks
+from server.security.permissions import permission
 from server.store.database import Database
 
 CALLBACK_BODY: dict[str, Any] = {
@@ -33,6 +34,7 @@ class CallbackController(Controller):
 
     @post(
         "/{token:str}",
+        opt=permission("public"),
         status_code=HTTP_202_ACCEPTED,
         summary="Answer a waiting webhook node",
         description=(

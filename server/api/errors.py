@@ -53,6 +53,8 @@ def flowyard_error_handler(_: Request[Any, Any, Any], error: Exception) -> Respo
     details = [d.as_dict() for d in error.details]
     retry_after = getattr(error, "retry_after", None)  # 429 (server.ratelimit)
     headers = {"Retry-After": str(retry_after)} if retry_after else None
+    if error.status_code == 401:  # RFC 9110 §11.6.1: say which scheme to use
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="flowyard"'}
     return _json(error.status_code, error_body(error.code, error.message, details), headers)
 
 

@@ -14,11 +14,19 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from server.api.body import read_json, read_json_object
 from server.api.idempotency import idempotency_key, idempotent
 from server.api.openapi import json_body
-from server.api.schemas import ErrorResponse
+from server.api.schemas import MAX_OFFSET, ErrorResponse, Offset
 from server.config import Settings
-from server.engine.service import PRIORITIES, ExecutionService, check_start_body
+from server.engine.service import (
+    PRIORITIES,
+    RESERVED_KEY_MESSAGE,
+    ExecutionService,
+    check_start_body,
+    reserved_key,
+)
 from server.engine.views import event_json, execution_json, summary_json
 from server.errors import InvalidInput, NotFound, Problem
+from server.identity import Actor
+from server.security.permissions import permission
 from server.store import executions as store
 from server.store.database import Database
 
@@ -55,6 +63,7 @@ class WorkflowExecutionController(Controller):
 
     @post(
         "/execute",
+        opt=permission("execute", audit="execution.start"),
         status_code=HTTP_201_CREATED,
         summary="Start an execution",
         description="201 with the execution; 200 with the first execution when the "
@@ -68,6 +77,7 @@ class WorkflowExecutionController(Controller):
         request: Request[Any, Any, Any],
         executions: NamedDependency[ExecutionService],
         database: NamedDependency[Database],
+        actor: NamedDependency[Actor],
     ) -> Response[Any]:
         body = await read_json(request, required=False)
         if body is None:
@@ -76,15 +86,33 @@ class WorkflowExecutionController(Controller):
             raise InvalidInput(
                 "the body must be a JSON object", details=[Problem("", 'send {"input": {…}}')]
             )
+        if not isinstance(body.get("priority"), str | None):
+            # Only text can name a priority; any other JSON value (an object is not even
+            # hashable) is reported by check_start_body like an unknown name.
+            body = {**body, "priority": repr(body["priority"])}
         options = check_start_body(body)
         header_key = idempotency_key(request)
+        if header_key and reserved_key(header_key):
+            raise InvalidInput(
+                "the start request is invalid",
+                details=[Problem("/headers/Idempotency-Key", RESERVED_KEY_MESSAGE)],
+            )
         if header_key and not options.idempotency_key:
             options = type(options)(**{**options.__dict__, "idempotency_key": header_key})
-        execution_id, created = await executions.start(workflow_id, options)
+        if _who(actor):
+            # Who really started it: the four-eyes rule of human tasks relies on this, so
+            # an authenticated caller cannot name someone else in ``triggered_by``.
+            options = type(options)(**{**options.__dict__, "triggered_by": actor.name})
+        execution_id, created = await executions.start(workflow_id, options, actor=_who(actor))
         document = await execution_json(database, execution_id)
         return Response(document, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
-    @get("/executions", summary="List the executions of one workflow", responses={400: ERRORS[400]})
+    @get(
+        "/executions",
+        summary="List the executions of one workflow",
+        responses={400: ERRORS[400]},
+        opt=permission("read"),
+    )
     async def list_for_workflow(
         self,
         workflow_id: WorkflowId,
@@ -92,7 +120,7 @@ class WorkflowExecutionController(Controller):
         settings: NamedDependency[Settings],
         status: FromQuery[Status | None] = None,
         limit: Annotated[int, QueryParameter(ge=1)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         query = store.ExecutionFilter(
             workflow_id=workflow_id,
@@ -104,10 +132,11 @@ class WorkflowExecutionController(Controller):
 
 
 def _action(action: str, summary: str) -> Any:
-    """A route that applies one control action with no body."""
+    """A route that applies one control action with no body (operators may: SPEC §8)."""
 
     @post(
         f"/{{execution_id:str}}/{action}",
+        opt=permission("execute", audit=f"execution.{action}"),
         status_code=HTTP_200_OK,
         summary=summary,
         responses=ERRORS,
@@ -118,14 +147,19 @@ def _action(action: str, summary: str) -> Any:
         request: Request[Any, Any, Any],
         executions: NamedDependency[ExecutionService],
         database: NamedDependency[Database],
+        actor: NamedDependency[Actor],
     ) -> Response[Any]:
-        return await _control(request, executions, database, execution_id, action)
+        return await _control(request, executions, database, execution_id, action, actor)
 
     return handler
 
 
 def _node_action(action: str, field: str, summary: str, about: str) -> Any:
-    """A route that applies a control action to one node: body ``{node_id, <field>}``."""
+    """A route that applies a control action to one node: body ``{node_id, <field>}``.
+
+    Both (rerun with a patched input, skip with a given output) change what the
+    execution computes, so they need ``write`` (managers and admins), not ``execute``.
+    """
     body_schema = {
         "type": "object",
         "required": ["node_id"],
@@ -134,6 +168,7 @@ def _node_action(action: str, field: str, summary: str, about: str) -> Any:
 
     @post(
         f"/{{execution_id:str}}/{action}",
+        opt=permission("write", audit=f"execution.{action}"),
         status_code=HTTP_200_OK,
         summary=summary,
         responses=ERRORS,
@@ -145,6 +180,7 @@ def _node_action(action: str, field: str, summary: str, about: str) -> Any:
         request: Request[Any, Any, Any],
         executions: NamedDependency[ExecutionService],
         database: NamedDependency[Database],
+        actor: NamedDependency[Actor],
     ) -> Response[Any]:
         body = await read_json_object(request)
         node_id, value = body.get("node_id"), body.get(field) or {}
@@ -154,7 +190,7 @@ def _node_action(action: str, field: str, summary: str, about: str) -> Any:
         if problems:
             raise InvalidInput(f"the {action} request is invalid", details=problems)
         options = {"node_id": node_id, field: value}
-        return await _control(request, executions, database, execution_id, action, **options)
+        return await _control(request, executions, database, execution_id, action, actor, **options)
 
     return handler
 
@@ -163,7 +199,7 @@ class ExecutionController(Controller):
     path = "/api/v1/workflows/executions"
     tags = ["executions"]
 
-    @get("/", summary="List executions", responses={400: ERRORS[400]})
+    @get("/", summary="List executions", responses={400: ERRORS[400]}, opt=permission("read"))
     async def list_executions(
         self,
         database: NamedDependency[Database],
@@ -175,7 +211,7 @@ class ExecutionController(Controller):
         started_from: FromQuery[datetime | None] = None,
         started_to: FromQuery[datetime | None] = None,
         limit: Annotated[int, QueryParameter(ge=1)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Offset = 0,
         sort_by: FromQuery[
             Literal["created_at", "started_at", "completed_at", "updated_at", "priority", "status"]
         ] = "created_at",
@@ -196,7 +232,10 @@ class ExecutionController(Controller):
         return await _page(database, query)
 
     @get(
-        "/{execution_id:str}", summary="One execution (SPEC §5 shape)", responses={404: ERRORS[404]}
+        "/{execution_id:str}",
+        summary="One execution (SPEC §5 shape)",
+        responses={404: ERRORS[404]},
+        opt=permission("read"),
     )
     async def get_execution(
         self, execution_id: PathId, database: NamedDependency[Database]
@@ -205,6 +244,7 @@ class ExecutionController(Controller):
 
     @get(
         "/{execution_id:str}/events",
+        opt=permission("read"),
         summary="The execution's event log, oldest first",
         responses={404: ERRORS[404]},
     )
@@ -212,7 +252,9 @@ class ExecutionController(Controller):
         self,
         execution_id: PathId,
         database: NamedDependency[Database],
-        after: Annotated[int, QueryParameter(ge=0, description="return events after this id")] = 0,
+        after: Annotated[
+            int, QueryParameter(ge=0, le=MAX_OFFSET, description="return events after this id")
+        ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
         async with database.reader() as session:
@@ -239,6 +281,7 @@ class ExecutionController(Controller):
 
     @post(
         "/{execution_id:str}/restart",
+        opt=permission("execute", audit="execution.restart"),
         status_code=HTTP_201_CREATED,
         summary="Restart as a new execution",
         description='Body {version}: absent = the pinned version, "latest" = newest active.',
@@ -250,6 +293,7 @@ class ExecutionController(Controller):
         request: Request[Any, Any, Any],
         executions: NamedDependency[ExecutionService],
         database: NamedDependency[Database],
+        actor: NamedDependency[Actor],
     ) -> Response[Any]:
         body = await read_json(request, required=False) or {}
         version = body.get("version") if isinstance(body, dict) else None
@@ -260,10 +304,16 @@ class ExecutionController(Controller):
             )
 
         async def produce() -> Response[Any]:
-            new_id = await executions.restart(execution_id, version=version)
+            new_id = await executions.restart(execution_id, version=version, actor=_who(actor))
             return Response(await execution_json(database, new_id), status_code=HTTP_201_CREATED)
 
         return await idempotent(request, database, produce)
+
+
+def _who(actor: Actor) -> str | None:
+    """The name recorded as the one who acted: an authenticated caller's; ``None`` in
+    development mode, where names are only claimed."""
+    return actor.name if actor.authenticated and actor.via != "claimed" else None
 
 
 def _node_problems(node_id: object) -> list[Problem]:
@@ -278,10 +328,11 @@ async def _control(
     database: Database,
     execution_id: str,
     action: str,
+    actor: Actor,
     **options: Any,
 ) -> Response[Any]:
     async def produce() -> Response[Any]:
-        await executions.control(execution_id, action, **options)
+        await executions.control(execution_id, action, actor=_who(actor), **options)
         return Response(await execution_json(database, execution_id), status_code=HTTP_200_OK)
 
     return await idempotent(request, database, produce)

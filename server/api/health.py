@@ -14,7 +14,9 @@ from server.api.schemas import Health, HealthCheck
 from server.engine.engine import Engine
 from server.errors import Unavailable
 from server.metrics import prometheus_text, snapshot
+from server.security.permissions import permission
 from server.store.database import Database
+from server.triggers.service import Triggers
 
 
 class HealthController(Controller):
@@ -23,13 +25,20 @@ class HealthController(Controller):
 
     @get(
         "/",
+        opt=permission("public"),
         summary="Health of the server and what it depends on",
         responses={503: ResponseSpec(Health, description="A check failed")},
     )
     async def health(
-        self, database: NamedDependency[Database], started_at: NamedDependency[float]
+        self,
+        database: NamedDependency[Database],
+        started_at: NamedDependency[float],
+        triggers: NamedDependency[Triggers],
     ) -> Response[Health]:
-        checks = {"database": await _check_database(database)}
+        checks = {
+            "database": await _check_database(database),
+            "scheduler": _check_scheduler(triggers),
+        }
         healthy = all(check.status == "ok" for check in checks.values())
         body = Health(
             status="ok" if healthy else "unavailable",
@@ -49,11 +58,21 @@ async def _check_database(database: Database) -> HealthCheck:
     return HealthCheck(status="ok", latency_ms=round((time.perf_counter() - began) * 1000, 2))
 
 
+def _check_scheduler(triggers: Triggers) -> HealthCheck:
+    """Cron triggers can fire: the scheduler runs and follows the registry."""
+    problem = triggers.problem()
+    return HealthCheck(status="ok") if problem is None else HealthCheck("failed", message=problem)
+
+
 class MetricsController(Controller):
     path = "/"
     tags = ["operations"]
 
-    @get("/api/v1/workflows/metrics", summary="Figures: executions, node runs, durations, process")
+    @get(
+        "/api/v1/workflows/metrics",
+        summary="Figures: executions, node runs, durations, process",
+        opt=permission("read"),
+    )
     async def metrics(
         self,
         database: NamedDependency[Database],
@@ -64,6 +83,7 @@ class MetricsController(Controller):
 
     @get(
         "/metrics",
+        opt=permission("read", public_when="metrics_public"),
         summary="The same figures in Prometheus text format",
         media_type="text/plain; version=0.0.4",
     )

@@ -18,6 +18,7 @@ from litestar.di import NamedDependency
 from processors.registry import ProcessorRegistry
 from server.definitions.schema import raw_config_schema
 from server.engine.engine import Engine
+from server.security.permissions import permission
 
 
 @dataclass
@@ -61,6 +62,7 @@ class NodeTypeController(Controller):
 
     @get(
         "/",
+        opt=permission("read"),
         summary="List the node types this server runs",
         description="Each type with a one-line description and the JSON Schema its node "
         "`config` is validated against (the same as in definitions/schema.json).",

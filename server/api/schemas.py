@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+from litestar.params import QueryParameter
+
+#: The largest ``offset`` (or event id) a list route accepts: a signed 64-bit integer is
+#: the widest number SQLite and PostgreSQL bind, and a larger one must be a 400, not a
+#: driver overflow (a 500).
+MAX_OFFSET = 2**63 - 1
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="items to skip")]
 
 
 @dataclass

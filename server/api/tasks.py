@@ -17,10 +17,11 @@ from litestar.status_codes import HTTP_200_OK
 from server.api.body import read_json, read_json_object
 from server.api.idempotency import idempotent
 from server.api.openapi import json_body
-from server.api.schemas import ErrorResponse
+from server.api.schemas import ErrorResponse, Offset
 from server.config import Settings
 from server.errors import InvalidInput, Problem
 from server.identity import NAME, Actor
+from server.security.permissions import permission
 from server.store.database import Database
 from server.tasks.service import COMMENT_LIMIT, Decision, HumanTasks
 from server.tasks.store import TaskFilter
@@ -55,7 +56,7 @@ class TaskController(Controller):
     path = "/api/v1/tasks"
     tags = ["tasks"]
 
-    @get("/", summary="List human tasks", responses={400: ERRORS[400]})
+    @get("/", summary="List human tasks", responses={400: ERRORS[400]}, opt=permission("read"))
     async def list_tasks(
         self,
         tasks: NamedDependency[HumanTasks],
@@ -74,7 +75,7 @@ class TaskController(Controller):
         ] = False,
         execution_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
         limit: Annotated[int, QueryParameter(ge=1)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         if role is not None and not NAME.fullmatch(role):
             raise InvalidInput(
@@ -94,6 +95,7 @@ class TaskController(Controller):
 
     @get(
         "/{task_id:str}",
+        opt=permission("read"),
         summary="One task, with its decisions and history",
         description="`permission` says whether the caller may decide it, and why not.",
         responses={404: ERRORS[404]},
@@ -105,6 +107,7 @@ class TaskController(Controller):
 
     @post(
         "/{task_id:str}/complete",
+        opt=permission("decide", audit="task.complete"),
         status_code=HTTP_200_OK,
         summary="Decide a task",
         description="200 with the task: `completed` once decided, still `open` while it "
@@ -130,6 +133,7 @@ class TaskController(Controller):
 
     @post(
         "/{task_id:str}/claim",
+        opt=permission("decide", audit="task.claim"),
         status_code=HTTP_200_OK,
         summary="Claim a task: become its assignee",
         responses=ERRORS,
@@ -151,6 +155,7 @@ class TaskController(Controller):
 
     @post(
         "/{task_id:str}/reassign",
+        opt=permission("write", audit="task.reassign"),
         status_code=HTTP_200_OK,
         summary="Give a task to another user or role",
         responses=ERRORS,
@@ -186,6 +191,7 @@ class TaskLinkController(Controller):
 
     @get(
         "/{task_id:str}",
+        opt=permission("read"),
         summary="Open a task from a signed notice link",
         description="Shows the task; never decides it (deciding is a POST by a permitted "
         "person). 403 when the signature is wrong or expired.",

@@ -15,6 +15,7 @@ from server.api.body import read_json, read_json_object
 from server.api.openapi import DEFINITION, documents, json_body
 from server.api.schemas import (
     ErrorResponse,
+    Offset,
     StatusChange,
     ValidationResult,
     VersionEntry,
@@ -23,7 +24,9 @@ from server.api.schemas import (
 )
 from server.config import Settings
 from server.errors import InvalidInput, Problem
+from server.identity import Actor
 from server.registry.service import STATUSES, WorkflowRegistry
+from server.security.permissions import permission
 from server.store.definitions import SORTABLE, WorkflowFilter
 
 ERRORS = {
@@ -43,6 +46,7 @@ class WorkflowController(Controller):
 
     @post(
         "/",
+        opt=permission("write"),
         status_code=HTTP_201_CREATED,
         summary="Create a workflow (or a new version of one)",
         description="201 when stored; 200 with the stored document when an identical "
@@ -51,15 +55,19 @@ class WorkflowController(Controller):
         operation_class=documents(request=True, response=201),
     )
     async def create(
-        self, request: Request[Any, Any, Any], registry: NamedDependency[WorkflowRegistry]
+        self,
+        request: Request[Any, Any, Any],
+        registry: NamedDependency[WorkflowRegistry],
+        actor: NamedDependency[Actor],
     ) -> Response[Any]:
-        published = await registry.create(await read_json(request))
+        published = await registry.create(await read_json(request), actor=actor.name)
         return Response(
             published.document, status_code=HTTP_201_CREATED if published.created else HTTP_200_OK
         )
 
     @post(
         "/validate",
+        opt=permission("read"),
         status_code=HTTP_200_OK,
         summary="Validate a definition without storing it",
         description="Always 200 with the verdict: every error and warning with its JSON pointer.",
@@ -75,7 +83,12 @@ class WorkflowController(Controller):
             valid=data["valid"], errors=data["errors"], warnings=data["warnings"]
         )
 
-    @get("/", summary="List workflows (newest version of each)", responses={400: ERRORS[400]})
+    @get(
+        "/",
+        summary="List workflows (newest version of each)",
+        responses={400: ERRORS[400]},
+        opt=permission("read"),
+    )
     async def list_workflows(
         self,
         registry: NamedDependency[WorkflowRegistry],
@@ -86,7 +99,7 @@ class WorkflowController(Controller):
         tag: FromQuery[str | None] = None,
         search: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, description="page size (capped)")] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Offset = 0,
         sort_by: FromQuery[
             Literal["name", "id", "status", "category", "owner", "created_at", "updated_at"]
         ] = "updated_at",
@@ -111,6 +124,7 @@ class WorkflowController(Controller):
 
     @get(
         "/{workflow_id:str}",
+        opt=permission("read"),
         summary="Get a workflow: the newest version, or ?version=",
         responses={404: ERRORS[404]},
         operation_class=documents(response=200),
@@ -125,6 +139,7 @@ class WorkflowController(Controller):
 
     @put(
         "/{workflow_id:str}",
+        opt=permission("write"),
         status_code=HTTP_201_CREATED,
         summary="Publish a new version",
         description="The body's version must be new (409 otherwise); without one, the newest "
@@ -137,12 +152,16 @@ class WorkflowController(Controller):
         workflow_id: PathId,
         request: Request[Any, Any, Any],
         registry: NamedDependency[WorkflowRegistry],
+        actor: NamedDependency[Actor],
     ) -> Response[Any]:
-        document = await registry.add_version(workflow_id, await read_json(request))
+        document = await registry.add_version(
+            workflow_id, await read_json(request), actor=actor.name
+        )
         return Response(document, status_code=HTTP_201_CREATED)
 
     @patch(
         "/{workflow_id:str}",
+        opt=permission("write"),
         status_code=HTTP_200_OK,
         summary="Change the status of a version (activate, deactivate, deprecate)",
         description=f"Body: {{status, version?}}; statuses: {', '.join(STATUSES)}. "
@@ -165,13 +184,17 @@ class WorkflowController(Controller):
         workflow_id: PathId,
         request: Request[Any, Any, Any],
         registry: NamedDependency[WorkflowRegistry],
+        actor: NamedDependency[Actor],
     ) -> dict[str, Any]:
         body = await read_json_object(request)
         change = _status_change(body)
-        return await registry.set_status(workflow_id, change.status, version=change.version)
+        return await registry.set_status(
+            workflow_id, change.status, version=change.version, actor=actor.name
+        )
 
     @delete(
         "/{workflow_id:str}",
+        opt=permission("delete"),
         status_code=HTTP_204_NO_CONTENT,
         summary="Delete a workflow",
         description="409 while executions are pending, running or suspended, unless "
@@ -182,12 +205,14 @@ class WorkflowController(Controller):
         self,
         workflow_id: PathId,
         registry: NamedDependency[WorkflowRegistry],
+        actor: NamedDependency[Actor],
         force: FromQuery[bool] = False,
     ) -> None:
-        await registry.delete(workflow_id, force=force)
+        await registry.delete(workflow_id, force=force, actor=actor.name)
 
     @get(
         "/{workflow_id:str}/versions",
+        opt=permission("read"),
         summary="List the versions of a workflow",
         responses={404: ERRORS[404]},
     )
@@ -199,6 +224,7 @@ class WorkflowController(Controller):
 
     @get(
         "/{workflow_id:str}/diff",
+        opt=permission("read"),
         summary="Structured difference between two versions",
         description="Nodes and edges added, removed and changed (with each changed field).",
         responses={404: ERRORS[404]},

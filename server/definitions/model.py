@@ -23,6 +23,8 @@ Backoff = Literal["fixed", "linear", "exponential"]
 
 DEFAULT_VERSION = "1.0.0"
 DEFAULT_STATUS = "active"
+#: How many missed fires a ``run_all`` cron trigger starts after downtime, at most.
+DEFAULT_MAX_CATCH_UP = 10
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,12 @@ class WorkflowConfig:
 
 @dataclass(frozen=True)
 class Trigger:
-    """A cron or webhook trigger."""
+    """A cron or webhook trigger (see docs/triggers.md).
+
+    ``misfire`` and ``max_catch_up`` say what a cron trigger does about fires that came
+    due while no server ran it; ``input_mapping`` says where a webhook trigger's input
+    comes from (input name → ``body.…``, ``headers.…`` or ``query.…``).
+    """
 
     id: str
     type: Literal["cron", "webhook"]
@@ -136,6 +143,9 @@ class Trigger:
     secret: str | tuple[str, ...] | None = None
     input: Mapping[str, Any] = field(default_factory=dict)
     enabled: bool = True
+    misfire: Literal["run_once", "skip", "run_all"] = "run_once"
+    max_catch_up: int = DEFAULT_MAX_CATCH_UP
+    input_mapping: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +209,7 @@ def parse_definition(
         owner=_str(doc.get("owner")),
         variables=_variables(doc.get("variables")),
         config=_workflow_config(doc.get("config")),
-        triggers=tuple(_trigger(t) for t in _list(doc.get("triggers")) if isinstance(t, dict)),
+        triggers=tuple(parse_trigger(t) for t in _list(doc.get("triggers")) if isinstance(t, dict)),
         output=doc["output"] if isinstance(doc.get("output"), dict) else None,
         metadata=_dict(doc.get("metadata")),
         raw=doc,
@@ -320,8 +330,11 @@ def _workflow_config(raw: object) -> WorkflowConfig:
     )
 
 
-def _trigger(raw: Mapping[str, Any]) -> Trigger:
+def parse_trigger(raw: Mapping[str, Any]) -> Trigger:
+    """The model of one (valid) entry of a definition's ``triggers``."""
     secret = raw.get("secret")
+    misfire = raw.get("misfire")
+    mapping = raw.get("input_mapping")
     return Trigger(
         id=_str(raw.get("id")) or "",
         type="webhook" if raw.get("type") == "webhook" else "cron",
@@ -331,6 +344,13 @@ def _trigger(raw: Mapping[str, Any]) -> Trigger:
         secret=tuple(secret) if isinstance(secret, list) else _str(secret),
         input=_dict(raw.get("input")),
         enabled=raw.get("enabled") is not False,
+        misfire=misfire if misfire in ("skip", "run_all") else "run_once",
+        max_catch_up=_int(raw.get("max_catch_up")) or DEFAULT_MAX_CATCH_UP,
+        input_mapping=(
+            {str(k): str(v) for k, v in mapping.items() if isinstance(v, str)}
+            if isinstance(mapping, dict)
+            else None
+        ),
     )
 
 

@@ -38,6 +38,8 @@ PRIORITIES = ("low", "medium", "high", "critical")
 ON_FAILURE = ("stop", "continue", "retry")
 BACKOFFS = ("fixed", "linear", "exponential")
 TRIGGER_TYPES = ("cron", "webhook")
+MISFIRE_POLICIES = ("run_once", "skip", "run_all")
+MAX_CATCH_UP_LIMIT = 1000
 
 _DURATION_OR_NULL: JSONSchema = {**DURATION_SCHEMA, "type": ["number", "string", "null"]}
 
@@ -205,6 +207,23 @@ def _defs(registry: ProcessorRegistry) -> dict[str, JSONSchema]:
                 "'.', '-', starting with a letter or digit",
             },
             "secret": {"type": ["string", "array", "null"], "items": {"type": "string"}},
+            "input_mapping": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "string"},
+                "description": "webhook: input name → body.<path>, headers.<name> or "
+                "query.<name> (default: a JSON object body is the input)",
+            },
+            "misfire": {
+                "enum": [*MISFIRE_POLICIES, None],
+                "description": "cron: fires missed while no server ran — run_once (default), "
+                "skip or run_all",
+            },
+            "max_catch_up": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_CATCH_UP_LIMIT,
+                "description": "cron with misfire run_all: the most missed fires started",
+            },
             "enabled": {"type": ["boolean", "null"]},
             "description": {"type": ["string", "null"]},
         },

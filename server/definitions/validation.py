@@ -23,7 +23,8 @@ from server.definitions.references import RESERVED_NAMES, ReferenceChecker, Scop
 from server.definitions.report import Reporter, ValidationReport, build_report
 from server.definitions.schema import schema_validator
 from server.definitions.schema_errors import translate
-from server.errors import Problem
+from server.errors import ExpressionError, Problem
+from server.expressions.templates import find_references, parse_path
 
 __all__ = ["DefinitionLimits", "ValidationContext", "ValidationReport", "validate_definition"]
 
@@ -46,7 +47,13 @@ CONFIG_FIELDS = (
 ERROR_HANDLING_FIELDS = ("on_failure", "max_errors", "rollback")
 TRIGGER_FIELDS = (
     "id", "type", "schedule", "timezone", "input", "path", "secret", "enabled", "description",
+    "misfire", "max_catch_up", "input_mapping",
 )  # fmt: skip
+#: Trigger fields that mean something for one trigger type only.
+CRON_ONLY_FIELDS = ("schedule", "timezone", "misfire", "max_catch_up")
+WEBHOOK_ONLY_FIELDS = ("path", "secret", "input_mapping")
+#: Where a webhook trigger's ``input_mapping`` may read from.
+HOOK_SOURCES = ("body", "headers", "query")
 
 
 def validate_definition(doc: object, context: ValidationContext | None = None) -> ValidationReport:
@@ -176,6 +183,62 @@ class DefinitionValidation:
                 self.values.timezone(at + "/timezone", trigger["timezone"])
             if trigger.get("secret") is not None:
                 self.values.template(at + "/secret", trigger["secret"], scope)
+                self._check_secret_references(at + "/secret", trigger["secret"])
+            if kind in ("cron", "webhook"):
+                other = WEBHOOK_ONLY_FIELDS if kind == "cron" else CRON_ONLY_FIELDS
+                for name in other:
+                    if trigger.get(name) is not None:
+                        self.reporter.warning(
+                            f"{at}/{name}", f"{name!r} is ignored by {kind} triggers; remove it"
+                        )
+            mapping = trigger.get("input_mapping")
+            if isinstance(mapping, dict):
+                for name, source in mapping.items():
+                    if isinstance(source, str):
+                        self._check_hook_source(at + pointer("input_mapping", name), source)
+
+    def _check_secret_references(self, at: str, secret: object) -> None:
+        """A trigger's secret is needed before any execution exists: it may read stored
+        secrets (``${secrets.NAME}``) and nothing else."""
+        texts = secret if isinstance(secret, list) else [secret]
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                continue
+            where = f"{at}/{index}" if isinstance(secret, list) else at
+            try:
+                references = find_references(text)
+            except ExpressionError:
+                continue  # the template check reports it
+            for reference in references:
+                if reference.root != "secrets" or len(reference.path) != 2:
+                    self.reporter.error(
+                        where,
+                        f"'${{{reference.raw}}}': a trigger secret can only use a stored "
+                        "secret, written ${secrets.NAME} — there is no execution scope "
+                        "yet when a webhook arrives",
+                    )
+
+    def _check_hook_source(self, at: str, source: str) -> None:
+        """An ``input_mapping`` value: ``body``, ``body.<path>``, ``headers.<name>`` or
+        ``query.<name>``."""
+        example = "body.order.id, headers.x-source or query.page"
+        try:
+            path = parse_path(source)
+        except ExpressionError as error:
+            self.reporter.error(
+                at, f"invalid path {source!r}: {error.message}; write e.g. {example}"
+            )
+            return
+        root = path[0]
+        if root not in HOOK_SOURCES:
+            self.reporter.error(
+                at,
+                f"{source!r} must start with body, headers or query (where the value comes "
+                f"from in the request); write e.g. {example}",
+            )
+        elif root != "body" and (len(path) != 2 or not isinstance(path[1], str)):
+            sample = "headers.x-source" if root == "headers" else "query.page"
+            self.reporter.error(at, f"{source!r} must name exactly one {root} entry, e.g. {sample}")
 
     def _unique(self, value: object, seen: dict[str, int], index: int, key: str, what: str) -> None:
         """Report a trigger ``key`` whose value an earlier trigger already uses."""

@@ -444,6 +444,12 @@ class Runner:
         names = self._secret_names(key, config, keep)
         if isinstance(names, str):
             return Failed(f"config template: {names}", retryable=False), False
+        if names and not processor.accepts_secrets:
+            return Failed(
+                f"a {processor.type_name} node cannot use ${{secrets.…}}: its config is shown "
+                "to people as it is (put the secret in a node that uses it, e.g. an api call)",
+                retryable=False,
+            ), False
         if names:
             found = await self._secrets(names)
             if isinstance(found, Failed):
@@ -633,7 +639,7 @@ class Runner:
     #: measured once per scope object: a rebuilt scope (retry, rerun) is measured anew
     _scope_sizes: tuple[Scope, dict[str, int], int] | None = None
 
-    def _scope_too_large(self, node_id: str, output: Mapping[str, Any]) -> str | None:
+    def _scope_too_large(self, node_id: str, size: int) -> str | None:
         """Why merging ``output`` would grow the scope past ``limits.max_scope_bytes`` (the
         JSON size of the input plus each node's latest output), or ``None``."""
         limit = (self.engine.services.get("limits") or LimitsSettings()).max_scope_bytes
@@ -642,7 +648,6 @@ class Runner:
             sizes = {n: _json_size(entry["output"]) for n, entry in self.scope.nodes.items()}
             measured = self._scope_sizes = (self.scope, sizes, _json_size(self.scope.input))
         _, sizes, base = measured
-        size = _json_size(output)
         total = base + size + sum(s for n, s in sizes.items() if n != node_id)
         if total > limit:
             return (
@@ -659,14 +664,14 @@ class Runner:
     ) -> None:
         output = dict(outcome.output)
         unstorable = _unstorable(output)
-        if unstorable is not None:
+        if isinstance(unstorable, str):
             await self._failed(node, run, Failed(unstorable, retryable=False), ops)
             return
         taken = await self._choose_edges(node, outcome, output)
         if isinstance(taken, Failed):
             await self._failed(node, run, taken, ops)
             return
-        too_large = self._scope_too_large(node.id, output)
+        too_large = self._scope_too_large(node.id, unstorable)
         if too_large is not None:
             await self._failed(node, run, Failed(too_large, retryable=False), ops)
             return
@@ -1197,9 +1202,10 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
-def _unstorable(output: Mapping[str, Any]) -> str | None:
+def _unstorable(output: Mapping[str, Any]) -> str | int:
     """Why an output cannot be stored (it would fail the commit, again on every re-run),
-    or ``None``. JSON cannot hold NaN or infinities, and PostgreSQL's JSONB no NUL."""
+    or else its size as compact JSON. JSON cannot hold NaN or infinities, and
+    PostgreSQL's JSONB no NUL."""
     try:
         text = json.dumps(output, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as error:
@@ -1209,7 +1215,7 @@ def _unstorable(output: Mapping[str, Any]) -> str | None:
             "the node's output contains a NUL character (\\u0000), which cannot be "
             "stored; remove it from the text"
         )
-    return None
+    return len(text)
 
 
 def _has_nul(value: Any) -> bool:

@@ -394,6 +394,18 @@ class ExecutionService:
         return new_execution
 
 
+#: Keys the server makes for starts of its own (cron fires, hooks, child executions).
+RESERVED_KEY_MESSAGE = (
+    "keys starting with 'cron:' or 'hook:', or containing '~', are the server's own "
+    "(scheduled fires, webhook deliveries, child executions); choose another key"
+)
+
+
+def reserved_key(key: str) -> bool:
+    """Whether a caller's idempotency key could collide with one the server makes."""
+    return key.startswith(("cron:", "hook:")) or "~" in key
+
+
 def check_start_body(body: dict[str, Any]) -> StartOptions:
     """Parse the body of ``POST …/execute`` into options; every problem at once (422)."""
     problems = []
@@ -444,6 +456,9 @@ def check_start_body(body: dict[str, Any]) -> StartOptions:
             problems.append(Problem(f"/{name}", "must be text of at most 255 characters"))
         else:
             texts[name] = value
+    key = texts.get("idempotency_key")
+    if key and reserved_key(key):
+        problems.append(Problem("/idempotency_key", RESERVED_KEY_MESSAGE))
     if problems:
         raise InvalidInput("the start request is invalid", details=problems)
     return StartOptions(

@@ -204,6 +204,9 @@ def _node_run(run: NodeRunRow) -> dict[str, Any]:
 def _waiting_on(
     row: ExecutionRow, runs: Sequence[NodeRunRow], waits: Sequence[WaitRow]
 ) -> list[dict[str, Any]]:
+    """What the execution waits for. A wait's ``data`` is the processor's own and may
+    hold secret values (a webhook's signing secrets, rendered): only the two fields
+    named here are ever shown, never the data itself."""
     items: list[dict[str, Any]] = []
     if row.status == "pending" and row.not_before:
         items.append({"node_id": None, "kind": "delay", "until": _iso(row.not_before)})

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import select
-import subprocess
+import subprocess  # nosec B404  # runs only our own interpreter on fixed code (below)
 import sys
 import threading
 import time
@@ -116,7 +116,8 @@ class _Worker:
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
-            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed code
+            # our own interpreter (sys.executable) on fixed code: no shell, no user input
+            self._process = subprocess.Popen(  # noqa: S603  # nosec B603
                 [sys.executable, "-I", "-S", "-c", _WORKER_SOURCE],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

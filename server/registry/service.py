@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,8 @@ from server.registry.versions import SemVer
 from server.store import definitions as store
 from server.store.database import Database
 from server.store.models import WorkflowRow, WorkflowVersionRow, utcnow
+
+log = logging.getLogger("flowyard.registry")
 
 STATUSES = ("draft", "active", "inactive", "deprecated")
 TRANSITIONS: Mapping[str, frozenset[str]] = {
@@ -86,6 +89,14 @@ def content_hash(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: Told the workflow id after a change committed (create, new version, status, delete),
+#: so what follows the registry (trigger schedules) can follow at once.
+Listener = Callable[[str], Awaitable[None]]
+#: Asked, inside the publishing transaction, about a document that is becoming active;
+#: raises a FlowyardError to refuse it (e.g. a webhook path another workflow uses).
+Guard = Callable[[AsyncSession, Mapping[str, Any]], Awaitable[None]]
+
+
 class WorkflowRegistry:
     """Publish, read, list, diff and retire workflow definitions."""
 
@@ -94,6 +105,24 @@ class WorkflowRegistry:
     ) -> None:
         self._database = database
         self._validation_context = validation_context
+        self.listeners: list[Listener] = []
+        self.guards: list[Guard] = []
+
+    async def _changed(self, workflow_id: str) -> None:
+        """Tell the listeners; the change is committed, so a failing listener is logged."""
+        for listener in self.listeners:
+            try:
+                await listener(workflow_id)
+            except Exception:
+                log.exception(
+                    "registry listener failed",
+                    extra={"action": "registry.listener_failed", "workflow_id": workflow_id},
+                )
+
+    async def _guard(self, session: AsyncSession, document: Mapping[str, Any]) -> None:
+        if document.get("status") == "active":
+            for guard in self.guards:
+                await guard(session, document)
 
     async def validate(self, document: object) -> ValidationReport:
         """Validate off the event loop: a 1,000-node definition takes a while."""
@@ -105,7 +134,10 @@ class WorkflowRegistry:
         for attempt in range(2):
             try:
                 async with self._database.session() as session, session.begin():
-                    return await self._create_txn(session, prepared, actor)
+                    published = await self._create_txn(session, prepared, actor)
+                if published.created:
+                    await self._changed(prepared["id"])
+                return published
             except IntegrityError:
                 # A concurrent request published the same id/version first; the second
                 # pass sees its row and answers as for a repeat (or a conflict).
@@ -125,6 +157,7 @@ class WorkflowRegistry:
             existing = await store.find_version(session, workflow, document["version"])
             if existing is not None:
                 return self._repeat_or_conflict(existing, document, digest)
+        await self._guard(session, document)
         self._add_version(session, workflow, document, digest, actor)
         await store.refresh_summary(session, workflow)
         store.audit(
@@ -197,6 +230,7 @@ class WorkflowRegistry:
                     f"versions are immutable — use a version newer than "
                     f"{workflow.latest_version}"
                 )
+            await self._guard(session, prepared)
             self._add_version(session, workflow, prepared, content_hash(prepared), actor)
             await store.refresh_summary(session, workflow)
             store.audit(
@@ -206,6 +240,7 @@ class WorkflowRegistry:
                 target_id=workflow_id,
                 data={"version": prepared["version"]},
             )
+        await self._changed(workflow_id)
         return prepared
 
     async def _prepared(self, document: object) -> dict[str, Any]:
@@ -272,13 +307,15 @@ class WorkflowRegistry:
             )
         async with self._database.session() as session, session.begin():
             row = await self._version(session, workflow_id, version)
-            if status != row.status:
+            changed = status != row.status
+            if changed:
                 if status not in TRANSITIONS[row.status]:
                     allowed = ", ".join(sorted(TRANSITIONS[row.status])) or "none (it is final)"
                     raise InvalidTransition(
                         f"version {row.version} of {workflow_id!r} is {row.status!r} and cannot "
                         f"become {status!r}; allowed from {row.status!r}: {allowed}"
                     )
+                await self._guard(session, row.document | {"status": status})
                 previous = row.status
                 row.status = status
                 row.document = row.document | {"status": status}
@@ -291,7 +328,10 @@ class WorkflowRegistry:
                     target_id=workflow_id,
                     data={"version": row.version, "from": previous, "to": status},
                 )
-            return row.document | {}
+            document = row.document | {}
+        if changed:
+            await self._changed(workflow_id)
+        return document
 
     async def delete(
         self, workflow_id: str, *, force: bool = False, actor: str | None = None
@@ -318,6 +358,7 @@ class WorkflowRegistry:
                 target_id=workflow_id,
                 data={"force": force, "active_executions": active},
             )
+        await self._changed(workflow_id)
 
     async def _workflow(self, session: AsyncSession, workflow_id: str) -> WorkflowRow:
         workflow = await store.find_workflow(session, workflow_id)

@@ -443,8 +443,24 @@ class TriggerFireRow(Base):
     scheduled_for: Mapped[datetime] = mapped_column()
     execution_id: Mapped[str | None] = mapped_column(String(36))
     fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: "scheduled" (fired on time) or "catch_up" (missed while no server ran the trigger,
+    #: started by its misfire policy).
+    kind: Mapped[str] = mapped_column(
+        String(16), default="scheduled", server_default=text("'scheduled'")
+    )
+    #: why the fire started nothing (input refused, workflow gone, …); NULL otherwise.
+    error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("workflow_id", "trigger_id", "scheduled_for"),)
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "trigger_id", "scheduled_for"),
+        # Claimed fires whose start is not recorded yet (a process died in between).
+        Index(
+            "ix_trigger_fires_unstarted",
+            "fired_at",
+            sqlite_where=text("execution_id IS NULL AND error IS NULL"),
+            postgresql_where=text("execution_id IS NULL AND error IS NULL"),
+        ),
+    )
 
 
 class WebhookReceiptRow(Base):

@@ -76,12 +76,14 @@ class _Prebuilt:
         if found is None:
             names = ", ".join(columns)
             if kind == "insert":
-                sql = (
-                    f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)})"
-                )
+                # bandit B608, a false alarm: table and column names from our metadata
+                marks = ", ".join("?" for _ in columns)
+                sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # nosec
             else:
+                # bandit B608, a false alarm: table and column names from our metadata
                 sets = ", ".join(f"{name} = ?" for name in columns)
-                sql = f"UPDATE {table.name} SET {sets} WHERE {_primary_key(table)} = ?"
+                key = _primary_key(table)
+                sql = f"UPDATE {table.name} SET {sets} WHERE {key} = ?"  # nosec
             processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
             found = self._cache[cache_key] = (sql, processors)
         return found

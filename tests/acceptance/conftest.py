@@ -16,6 +16,8 @@ from typing import IO
 import httpx
 import pytest
 
+from tests.auth import ADMIN_KEY
+
 FLOWYARD = Path(sys.executable).with_name("flowyard")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +59,8 @@ def start_server(
         stderr=subprocess.STDOUT,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, **(env or {})},
+        # authentication is on: the suite's admin key exists from the start (SPEC §8)
+        env={**os.environ, "FLOWYARD_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **(env or {})},
     )
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path, handle)
     deadline = time.monotonic() + 60
@@ -89,4 +92,5 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         timeout=120,
         cwd=cwd or REPO,
         check=False,
+        env={**os.environ, "FLOWYARD_API_KEY": ADMIN_KEY},
     )

@@ -11,16 +11,22 @@ import httpx
 
 from demo.loader import definition_files
 from tests.acceptance.conftest import REPO, RunningServer, run_cli, start_server
+from tests.auth import ADMIN_HEADERS
 
 MIGRATIONS = REPO / "server" / "store" / "migrations" / "versions"
 
 
 def test_serve_answers_and_shuts_down_cleanly_on_sigterm(server: RunningServer) -> None:
     document = json.loads((REPO / "definitions" / "examples-task-script.json").read_text())
-    created = httpx.post(f"{server.url}/api/v1/workflows", json=document, timeout=10)
+    created = httpx.post(
+        f"{server.url}/api/v1/workflows", json=document, headers=ADMIN_HEADERS, timeout=10
+    )
     assert created.status_code == 201, created.text
     assert (
-        httpx.get(f"{server.url}/api/v1/workflows/{document['id']}", timeout=10).status_code == 200
+        httpx.get(
+            f"{server.url}/api/v1/workflows/{document['id']}", headers=ADMIN_HEADERS, timeout=10
+        ).status_code
+        == 200
     )
     assert server.stop(signal.SIGTERM) == 0
     assert '"action": "server.stopped"' in server.log()
@@ -115,16 +121,20 @@ def test_migrate_creates_the_schema(tmp_path: Path) -> None:
 def test_demo_serves_every_example(tmp_path: Path) -> None:
     demo = start_server(["demo", "--data-dir", str(tmp_path / "demo-data")], tmp_path)
     try:
-        listed = httpx.get(f"{demo.url}/demo/workflows", timeout=10).json()
+        listed = httpx.get(f"{demo.url}/demo/workflows", headers=ADMIN_HEADERS, timeout=10).json()
         expected = {json.loads(p.read_text())["id"] for p in definition_files()}
         assert {w["id"] for w in listed["workflows"]} == expected
-        assert httpx.get(f"{demo.url}/demo/executions", timeout=10).json() == {
+        assert httpx.get(
+            f"{demo.url}/demo/executions", headers=ADMIN_HEADERS, timeout=10
+        ).json() == {
             "executions": [],
             "total": 0,
         }
-        page = httpx.get(demo.url, headers={"Accept": "text/html"}, timeout=10)
+        page = httpx.get(demo.url, headers={**ADMIN_HEADERS, "Accept": "text/html"}, timeout=10)
         assert "document-approval" in page.text or "Document Approval" in page.text
-        info = httpx.get(demo.url, headers={"Accept": "application/json"}, timeout=10).json()
+        info = httpx.get(
+            demo.url, headers={**ADMIN_HEADERS, "Accept": "application/json"}, timeout=10
+        ).json()
         assert info["name"] == "Flowyard"
     finally:
         assert demo.stop() == 0

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import RunningServer, free_port, run_cli
+from tests.auth import ADMIN_HEADERS
 
 CHAIN = {
     "id": "cli-chain",
@@ -72,7 +73,9 @@ FAILING = {
 @pytest.fixture
 def url(server: RunningServer) -> str:
     for document in (CHAIN, FAILING):
-        created = httpx.post(f"{server.url}/api/v1/workflows", json=document, timeout=10)
+        created = httpx.post(
+            f"{server.url}/api/v1/workflows", json=document, headers=ADMIN_HEADERS, timeout=10
+        )
         assert created.status_code == 201, created.text
     return server.url
 
@@ -102,7 +105,9 @@ def test_run_wait_prints_each_node_once_then_the_output(url: str) -> None:
     (end,) = [i for i, line in enumerate(lines) if line.startswith("completed in ")]
     assert output_after(lines, end) == {"doubled": 42, "text": "21 doubled is 42"}
 
-    status = httpx.get(f"{url}/api/v1/workflows/executions/{execution_id}", timeout=10).json()
+    status = httpx.get(
+        f"{url}/api/v1/workflows/executions/{execution_id}", headers=ADMIN_HEADERS, timeout=10
+    ).json()
     assert status["status"] == "completed"
 
 
@@ -110,7 +115,9 @@ def test_run_without_wait_prints_only_the_id(url: str) -> None:
     code, lines, _ = run(url, "run", "cli-chain", "--input", '{"n": 1}', "--version", "1.0.0")
     assert code == 0
     (execution_id,) = lines
-    found = httpx.get(f"{url}/api/v1/workflows/executions/{execution_id}", timeout=10)
+    found = httpx.get(
+        f"{url}/api/v1/workflows/executions/{execution_id}", headers=ADMIN_HEADERS, timeout=10
+    )
     assert found.status_code == 200
     assert found.json()["workflow_version"] == "1.0.0"
 
@@ -141,7 +148,9 @@ def test_run_with_bad_input_json_is_a_usage_error(url: str, given: str, message:
     assert code == 2
     assert lines == []
     assert stderr.startswith(message)
-    listed = httpx.get(f"{url}/api/v1/workflows/executions", timeout=10).json()
+    listed = httpx.get(
+        f"{url}/api/v1/workflows/executions", headers=ADMIN_HEADERS, timeout=10
+    ).json()
     assert listed["total"] == 0
 
 

@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import REPO, RunningServer, start_server
+from tests.auth import ADMIN_HEADERS
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +137,7 @@ def start_all(server: RunningServer, log_path: Path, begin: float) -> dict[str, 
     (the machine may be busy), and at any moment some chains are in the middle of a step.
     """
     started: dict[str, str] = {}
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx.Client(base_url=server.url, headers=ADMIN_HEADERS, timeout=10) as client:
         for document in WORKFLOWS:
             created = client.post("/api/v1/workflows", json=document)
             assert created.status_code == 201, created.text
@@ -159,7 +160,7 @@ def start_all(server: RunningServer, log_path: Path, begin: float) -> dict[str, 
 def wait_all_finished(server: RunningServer, ids: set[str]) -> dict[str, dict[str, Any]]:
     """Every execution's JSON once none is pending or running (or fail after the bound)."""
     deadline = time.monotonic() + COMPLETION_TIMEOUT
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx.Client(base_url=server.url, headers=ADMIN_HEADERS, timeout=10) as client:
         while True:
             listed = client.get("/api/v1/workflows/executions", params={"limit": 200}).json()
             statuses = {e["id"]: e["status"] for e in listed["executions"] if e["id"] in ids}

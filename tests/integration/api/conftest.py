@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from server.app import create_app
 from server.config import load_settings
+from tests.auth import ADMIN_HEADERS, with_admin_key
 
 Client = AsyncTestClient[Any]
 
@@ -42,6 +43,7 @@ def definition(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = load_settings({"server.database_url": database_url}, environ={})
+    settings = load_settings(with_admin_key({"server.database_url": database_url}), environ={})
     async with AsyncTestClient(app=create_app(settings)) as test_client:
+        test_client.headers.update(ADMIN_HEADERS)
         yield test_client

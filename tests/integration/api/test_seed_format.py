@@ -14,6 +14,7 @@ from demo.config import demo_settings
 from demo.loader import definition_files
 from server.app import create_app
 from server.config import DemoSettings, load_settings
+from tests.auth import ADMIN_HEADERS, with_admin_key
 from tests.integration.api.conftest import Client
 
 BROKEN = Path(__file__).parents[2] / "fixtures" / "broken"
@@ -23,9 +24,10 @@ BASE = "/api/v1/workflows"
 @pytest.fixture
 async def demo_client(database_url: str, tmp_path: Path) -> Any:
     """A server with the demo's connection and SMTP account, but nothing preloaded."""
-    base = load_settings({"server.database_url": database_url}, environ={})
+    base = load_settings(with_admin_key({"server.database_url": database_url}), environ={})
     settings = dataclasses.replace(demo_settings(base, tmp_path), demo=DemoSettings(enabled=False))
     async with AsyncTestClient(app=create_app(settings)) as test_client:
+        test_client.headers.update(ADMIN_HEADERS)
         yield test_client
 
 

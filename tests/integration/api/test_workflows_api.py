@@ -216,13 +216,18 @@ async def test_definition_changes_are_audited(client: Client, database_url: str)
     await client.delete(f"{BASE}/orders")
     database = Database(database_url)
     async with database.session() as session:
-        actions = (
-            (await session.execute(select(AuditRow.action).order_by(AuditRow.id))).scalars().all()
-        )
+        rows = (
+            await session.execute(
+                select(AuditRow.action, AuditRow.actor)
+                .where(AuditRow.target_type == "workflow")
+                .order_by(AuditRow.id)
+            )
+        ).all()
     await database.dispose()
-    assert actions == [
+    assert [action for action, _ in rows] == [
         "workflow.published",
         "workflow.version_added",
         "workflow.status_changed",
         "workflow.deleted",
     ]
+    assert {actor for _, actor in rows} == {"key:bootstrap-admin"}  # the caller, not None

@@ -18,6 +18,7 @@ from demo.business_db import CUSTOMERS, ORDER_COUNT
 from demo.config import BUSINESS_DB_FILE, demo_settings
 from server.app import create_app
 from server.config import Settings, load_settings
+from tests.auth import ADMIN_HEADERS, with_admin_key
 from tests.integration.engine.conftest import (
     TERMINAL,
     Client,
@@ -35,7 +36,9 @@ API = "/demo/api"
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # smtp_port 0: a free port, so parallel test runs never fight over 8025
-    base = load_settings({"server.database_url": database_url, "demo.smtp_port": 0}, environ={})
+    base = load_settings(
+        with_admin_key({"server.database_url": database_url, "demo.smtp_port": 0}), environ={}
+    )
     return demo_settings(base, tmp_path / "demo-data")
 
 
@@ -45,6 +48,7 @@ async def client(settings: Settings, tmp_path: Path) -> AsyncIterator[Client]:
     definitions.mkdir()
     app = create_app(settings, definitions_dir=definitions)
     async with AsyncTestClient(app=app) as test_client:
+        test_client.headers.update(ADMIN_HEADERS)
         yield test_client
 
 
@@ -160,6 +164,7 @@ async def test_a_workflow_updates_the_demo_database_and_mails_the_sink(
 async def test_a_seed_example_mails_the_sink(settings: Settings) -> None:
     app = create_app(settings)  # loads every definition in definitions/
     async with AsyncTestClient(app=app) as client:
+        client.headers.update(ADMIN_HEADERS)
         body = {"input": {"event": "manual", "order_id": 7}}
         response = await client.post("/api/v1/workflows/examples-triggers/execute", json=body)
         assert response.status_code == 201, response.text
@@ -178,6 +183,7 @@ async def test_the_stand_ins_stop_with_the_server(settings: Settings, tmp_path: 
     definitions = tmp_path / "none"
     definitions.mkdir()
     async with AsyncTestClient(app=create_app(settings, definitions_dir=definitions)) as client:
+        client.headers.update(ADMIN_HEADERS)
         assert (await client.get("/demo/mailbox")).status_code == 200
         with socket.socket() as probe, pytest.raises(OSError, match="in use"):
             probe.bind(("127.0.0.1", settings.demo.smtp_port))  # the sink holds it

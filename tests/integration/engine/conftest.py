@@ -19,6 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from server.app import create_app
 from server.config import load_settings
+from tests.auth import ADMIN_HEADERS, with_admin_key
 
 Client = AsyncTestClient[Any]
 BASE = "/api/v1/workflows"
@@ -33,8 +34,11 @@ POLL_SECONDS = 0.02
 @asynccontextmanager
 async def engine_client(database_url: str, **flags: Any) -> AsyncIterator[Client]:
     """An in-process app on ``database_url``; ``flags`` are extra settings (dotted keys)."""
-    settings = load_settings({"server.database_url": database_url, **flags}, environ={})
+    settings = load_settings(
+        with_admin_key({"server.database_url": database_url, **flags}), environ={}
+    )
     async with AsyncTestClient(app=create_app(settings)) as test_client:
+        test_client.headers.update(ADMIN_HEADERS)
         yield test_client
 
 

@@ -131,6 +131,23 @@ async def test_a_second_start_with_the_same_idempotency_key_returns_the_first(
     assert listed["total"] == 2
 
 
+@pytest.mark.parametrize("how", ["body", "header"])
+@pytest.mark.parametrize("key", ["cron:wf:nightly:2030-01-01T00:00:00Z", "hook:x", "abc~1~0"])
+async def test_the_servers_own_idempotency_keys_are_refused(
+    client: Client, how: str, key: str
+) -> None:
+    """A caller must not take the key of a cron fire, a hook delivery or a child first."""
+    await upload(client, workflow([expr("a", "1")]))
+    if how == "body":
+        response = await client.post(f"{BASE}/wf/execute", json={"idempotency_key": key})
+    else:
+        response = await client.post(
+            f"{BASE}/wf/execute", json={}, headers={"Idempotency-Key": key}
+        )
+    assert response.status_code == 422, response.text
+    assert "the server's own" in response.text
+
+
 async def test_a_delayed_start_is_pending_until_its_time_then_runs(client: Client) -> None:
     await upload(client, workflow([expr("a", "1")]))
     execution = await start(client, delay=0.3)

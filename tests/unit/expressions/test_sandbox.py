@@ -127,3 +127,67 @@ def test_comprehension_variables_cannot_reach_dunders(audit: Audit, expression: 
 def test_placeholder_names_cannot_be_written_by_hand() -> None:
     with pytest.raises(ExpressionError, match="names starting with '_'"):
         evaluate("__ref0__", {"x": 1})
+
+
+# Format-string tricks: str.format / format_map / % reach attributes through a template
+# held in data ("{0.__class__}"), and f-strings walk attributes inside their braces.
+FORMAT_AND_FSTRING_TRICKS = [
+    "template.format(name)",
+    "template.format_map(order)",
+    "'{x.__class__}'.format(x=1)",
+    "'%s' % name",
+    "'%(a)s' % order",
+    "template % name",
+    "f'{name.__class__.__mro__}'",
+    "f'{items[0].__class__}'",
+    "f'{order.__class__.__init__.__globals__}'",
+    "f'{name!r}'",
+    "f'{name:{template}}'",
+    "f'{(lambda: 1)()}'",
+    "f'{__import__(\"os\")}'",
+    "f'{getattr(name, \"upper\")}'",
+]
+
+# Scope tricks: lambdas, comprehension variables bound to Python objects or functions,
+# walrus assignments, and names that should only exist inside a comprehension.
+SCOPE_TRICKS = [
+    "[x for x in [().__class__]]",
+    "[c for c in ().__class__.__bases__]",
+    "{x: x.__class__ for x in items}",
+    "[__import__ for x in items]",
+    "[f for f in [len]]",
+    "[x for x in (lambda: items)()]",
+    "[(lambda: x)() for x in items]",
+    "(lambda f: f)(len)",
+    "(x := 1)",
+    "[y := 1 for x in items]",
+    "[x for x in items if (y := x)]",
+    "[x for x in items] + [x]",
+    "type('X', (), {})",
+    "type.__subclasses__(type)",
+    "str(type)",
+    "sorted(items, key=abs)",
+    "max(items, key=str)",
+]
+
+
+@pytest.mark.parametrize("expression", FORMAT_AND_FSTRING_TRICKS + SCOPE_TRICKS)
+def test_format_fstring_and_scope_tricks_fail_cleanly(audit: Audit, expression: str) -> None:
+    scope: dict[str, Any] = {
+        "name": "x",
+        "items": [1, 2],
+        "order": {"a": 1},
+        "template": "{0.__class__.__init__.__globals__}",
+    }
+    before = repr(scope)
+    error, events = attempt(audit, expression, scope)
+    assert isinstance(error, ExpressionError), f"{expression!r} gave no ExpressionError"
+    assert error.expression == expression
+    assert error.reason
+    assert events == []
+    assert repr(scope) == before
+
+
+def test_a_comprehension_variable_named_like_a_function_is_only_data() -> None:
+    # ``len`` the loop variable is a string; ``len(…)`` still calls the library function.
+    assert evaluate("[len(len) for len in ['ab', 'c']]", {}) == [2, 1]

@@ -1,0 +1,1 @@
+"""Who may do what: identities (users, API keys, JWTs), permissions, audit (SPEC §8)."""

@@ -121,8 +121,8 @@ def main() -> None:
             f"{e_marg99:.3f}",
             f"{d_marg99:.3f}",
             "",
-            f"≤ {TARGET_MARGINAL_MS}",
-            verdict(e_marg99 <= TARGET_MARGINAL_MS),
+            "(reported)",
+            "above 0.5" if e_marg99 > TARGET_MARGINAL_MS else "",
         ),
         (
             "node-to-node gap in node_runs, median / p99 (ms)",

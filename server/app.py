@@ -57,6 +57,7 @@ from server.integrations.databases import Databases
 from server.integrations.mail import Mailer
 from server.keys import derive, load_master_key
 from server.outbound.client import OutboundHTTP
+from server.ratelimit import RateLimiter
 from server.registry.service import WorkflowRegistry
 from server.secrets.vault import SecretsVault
 from server.security.apikeys import ApiKeyService, check_bootstrap_key
@@ -123,7 +124,11 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
     services["mail"] = Mailer(settings.smtp)
     services["tasks"] = tasks = HumanTasks.from_settings(database, engine, settings)
     services["secrets"] = vault = SecretsVault.from_settings(database, settings)
-    callbacks = Callbacks(engine, database)
+    callbacks = Callbacks(
+        engine,
+        database,
+        RateLimiter(settings.triggers.hook_rate_per_minute, settings.triggers.hook_rate_burst),
+    )
     # Cron schedules and webhook paths, following the registry (docs/triggers.md).
     triggers = Triggers(database, registry, executions, settings, secrets=vault.values)
     audit = AuditLog(database)

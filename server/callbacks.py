@@ -29,6 +29,7 @@ from sqlalchemy import Table, select
 
 from processors.api import has_nul
 from server.errors import InvalidInput, NotFound
+from server.ratelimit import RateLimiter
 from server.signing import verify
 from server.store.database import Database
 from server.store.models import WaitRow, utcnow
@@ -76,9 +77,13 @@ async def find_callback_wait(database: Database, token: str) -> dict[str, Any] |
 class Callbacks:
     """Receives callbacks and answers the waits they are for."""
 
-    def __init__(self, engine: Engine, database: Database) -> None:
+    def __init__(
+        self, engine: Engine, database: Database, limiter: RateLimiter | None = None
+    ) -> None:
         self.engine = engine
         self.database = database
+        #: requests per client address (a public route: SPEC §8 rate limits)
+        self.limiter = limiter or RateLimiter(per_minute=600, burst=100)
 
     async def receive(self, token: str, headers: Mapping[str, str], body: bytes) -> Outcome:
         """Answer the wait of ``token`` with this request.

@@ -47,6 +47,7 @@ class CallbackController(Controller):
             200: ResponseSpec(dict[str, str], description="A repeat, acknowledged"),
             401: ResponseSpec(ErrorResponse, description="Missing or invalid signature"),
             404: ResponseSpec(ErrorResponse, description="No callback is expected here"),
+            429: ResponseSpec(ErrorResponse, description="Too many requests from this address"),
             422: ResponseSpec(ErrorResponse, description="A body that cannot be stored"),
         },
         operation_class=json_body("The callback's payload", CALLBACK_BODY),
@@ -58,6 +59,9 @@ class CallbackController(Controller):
         callbacks: NamedDependency[Callbacks],
         database: NamedDependency[Database],
     ) -> Response[Any]:
+        address = request.client.host if request.client else "unknown"
+        callbacks.limiter.check(f"callback:{address}", "callback requests from this address")
+
         async def produce() -> Response[Any]:
             body = await request.body()
             headers = {name.lower(): value for name, value in request.headers.items()}

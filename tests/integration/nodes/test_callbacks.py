@@ -220,3 +220,17 @@ async def test_an_empty_secret_is_a_validation_error(client: Client, secret: Any
     report = response.json()
     assert report["valid"] is False
     assert "/nodes/0/config/secret" in [error["path"] for error in report["errors"]]
+
+
+async def test_callbacks_are_rate_limited_per_address(sqlite_url: str) -> None:
+    """A public route: a flood from one address gets 429 with Retry-After."""
+    flags = {"triggers.hook_rate_per_minute": 1, "triggers.hook_rate_burst": 2}
+    async with engine_client(sqlite_url, **flags) as limited:
+        answers = [
+            (await limited.post("/api/v1/callbacks/no-such-token", content=b"{}")).status_code
+            for _ in range(3)
+        ]
+        assert answers == [404, 404, 429]
+        refused = await limited.post("/api/v1/callbacks/no-such-token", content=b"{}")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1

@@ -70,7 +70,9 @@ class Engine:
         )
         self.random = random.Random()  # noqa: S311  # nosec B311  # retry jitter, not secrets
         self.runners: dict[str, Runner] = {}
-        self._queue: asyncio.PriorityQueue[tuple[int, int, str, str]] = asyncio.PriorityQueue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str, str, Runner]] = (
+            asyncio.PriorityQueue()
+        )
         self._order = itertools.count()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -258,13 +260,16 @@ class Engine:
             self._mark_timer = asyncio.get_running_loop().call_later(delay, self._mark_started)
 
     def enqueue(self, runner: Runner, node_id: str) -> None:
-        self._queue.put_nowait((-runner.priority, next(self._order), runner.id, node_id))
+        # The runner itself rides along (never compared: the order number is unique), so a
+        # node queued by a runner that was since evicted is not run by its successor,
+        # which dispatches it itself.
+        self._queue.put_nowait((-runner.priority, next(self._order), runner.id, node_id, runner))
 
     async def _work(self) -> None:
         while True:
-            _, _, execution_id, node_id = await self._queue.get()
+            _, _, execution_id, node_id, queued_by = await self._queue.get()
             runner = self.runners.get(execution_id)
-            if runner is None:
+            if runner is None or runner is not queued_by:
                 continue
             try:
                 await runner.execute(node_id)

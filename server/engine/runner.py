@@ -347,6 +347,8 @@ class Runner:
         the processor and the commit of its result the run is still ``running``, and
         ``dispatch`` must not hand it out a second time."""
         run = self.runs.get(node_id)
+        if node_id not in self.queued:
+            return  # not handed out by this runner's dispatch (a stale queue entry)
         try:
             if self.status != "running" or run is None or self.released:
                 return

@@ -72,6 +72,8 @@ class ExecutionService:
         self.registry = registry
         self.engine = engine
         self.default_timeout = parse_duration(settings.server.execution_timeout)
+        #: how deep child executions may nest (a workflow calling itself must end)
+        self.max_child_depth = settings.limits.max_depth
         engine.executions = self  # the engine ends an ended execution's children through it
 
     async def start(
@@ -255,7 +257,14 @@ class ExecutionService:
         parent = self.engine.runners.get(parent_execution_id)
         if parent is None:
             raise Conflict(f"execution {parent_execution_id} is not driven by this process")
-        metadata: dict[str, Any] = {"index": index, "label": label}
+        depth = int((parent.row.get("context_metadata") or {}).get("depth") or 0) + 1
+        if depth > self.max_child_depth:
+            raise InvalidInput(
+                f"child executions would nest {depth} deep; the limit is "
+                f"{self.max_child_depth} (setting limits.max_depth) — does a workflow start "
+                "itself through sub_workflow, loop or parallel?"
+            )
+        metadata: dict[str, Any] = {"index": index, "label": label, "depth": depth}
         if body is not None:
             pinned: Mapping[str, Any] = {
                 "workflow_id": parent.row["workflow_id"],
@@ -286,7 +295,9 @@ class ExecutionService:
             input=child_input,
             priority=PRIORITY_NAMES.get(parent.priority),
             owner=parent.row["owner"],
-            triggered_by=f"parent:{parent_execution_id}",
+            # whoever started the parent started its children too (four eyes: SPEC §4);
+            # the link to the parent is parent_execution_id
+            triggered_by=parent.row["triggered_by"],
             parent_execution=parent_execution_id,
             parent_node=parent_node_id,
             idempotency_key=key,
@@ -383,7 +394,8 @@ class ExecutionService:
                 version=chosen,
                 priority=PRIORITY_NAMES.get(row["priority"]),
                 owner=row["owner"],
-                triggered_by=f"restart:{execution_id}",
+                # who restarted it started it (four eyes); the link is restarted_from
+                triggered_by=actor or row["triggered_by"],
                 restarted_from=execution_id,
             ),
             actor=actor,

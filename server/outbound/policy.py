@@ -68,6 +68,10 @@ STRICT_BLOCKED: tuple[tuple[IPNetwork, str], ...] = (
     (_net("198.18.0.0/15"), "benchmarking"),
 )
 NAT64 = _net("64:ff9b::/96")
+#: Local-use NAT64 (RFC 8215) and SIIT's IPv4-translated form (RFC 2765): both carry an
+#: IPv4 address in their low 32 bits.
+NAT64_LOCAL = _net("64:ff9b:1::/48")
+IPV4_TRANSLATED = _net("::ffff:0:0:0/96")
 IPV4_COMPATIBLE = _net("::/96")
 
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
@@ -132,7 +136,12 @@ def embedded_forms(address: IPAddress) -> list[IPAddress]:
             forms.append(address.sixtofour)
         if address.teredo is not None:
             forms.extend(address.teredo)
-        if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
+        if (
+            address in NAT64
+            or address in NAT64_LOCAL
+            or address in IPV4_TRANSLATED
+            or (address in IPV4_COMPATIBLE and int(address) > 1)
+        ):
             forms.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return forms
 

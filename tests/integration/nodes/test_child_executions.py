@@ -393,3 +393,19 @@ async def test_loop_and_parallel_can_run_stored_workflows(client: Client) -> Non
     branches = latest(execution)["both"]["output"]["branches"]
     assert branches["first"] == {"text": "#7:#0:a"}
     assert branches["inline"]["v"]["result"] == "inline"
+
+
+async def test_a_workflow_that_calls_itself_stops_at_the_depth_limit(client: Client) -> None:
+    document = workflow(
+        [node("again", "sub_workflow", {"workflow_id": "ouroboros"})], id="ouroboros"
+    )
+    execution = await run(client, document, timeout=60)
+    assert execution["status"] == "failed"
+    # the innermost child failed at the limit, and each parent failed with its child
+    depth = 0
+    current = execution
+    while current["child_executions"]:
+        depth += 1
+        current = await get_execution(client, current["child_executions"][0]["id"])
+    assert depth == 10  # limits.max_depth
+    assert "nest 11 deep" in latest(current)["again"]["error"]["message"]

@@ -281,3 +281,41 @@ async def test_an_idempotency_key_repeats_the_first_result(client: Client) -> No
     done = await wait_for_status(client, execution["id"], "completed")
     assert len(node_runs(done, "yes")) == 1
     assert len((await get_task(client, task["id"]))["decisions"]) == 1
+
+
+async def test_four_eyes_reach_into_child_executions(client: Client) -> None:
+    """Whoever started the parent started its children: they cannot approve a task in a
+    sub_workflow either (the child's owner is the parent's, whoever that names)."""
+    await upload(
+        client,
+        workflow([human("approve", assignee="bob", allow_self_approval=False)], id="approval"),
+    )
+    await upload(
+        client,
+        workflow(
+            [
+                {
+                    "id": "call",
+                    "name": "call",
+                    "type": "sub_workflow",
+                    "config": {"workflow_id": "approval"},
+                }
+            ],
+            id="parent",
+        ),
+    )
+    execution = await start(client, "parent", triggered_by="bob", owner="someone-else")
+    child = await wait_until_child(client, execution["id"])
+    task = await wait_for_task(client, child)
+    refused = await complete(client, task["id"], "approved", who("bob"))
+    assert refused.status_code == 403, refused.text
+    assert "four-eyes" in refused.text
+
+
+async def wait_until_child(client: Client, execution_id: str) -> str:
+    for _ in range(500):
+        children = (await get_execution(client, execution_id))["child_executions"]
+        if children:
+            return str(children[0]["id"])
+        await asyncio.sleep(0.02)
+    raise AssertionError("no child execution")

@@ -32,6 +32,8 @@ METADATA_AND_LINK_LOCAL = [
     "::ffff:a9fe:a9fe",  # the same, in hex
     "::169.254.169.254",  # IPv4-compatible (deprecated, still parsed)
     "64:ff9b::169.254.169.254",  # NAT64 well-known prefix
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64 (RFC 8215)
+    "::ffff:0:a9fe:a9fe",  # SIIT IPv4-translated (RFC 2765)
     "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
     "2001:0:4136:e378::5601:5601",  # Teredo whose client is 169.254.169.254
 ]

@@ -101,7 +101,7 @@ class WebhookProcessor(Processor):
     async def run(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
         mode = config.get("mode", "send")
         if mode == "receive":
-            return self._wait_for_callback(config, ctx)
+            return await self._wait_for_callback(config, ctx)
         if mode != "send":
             return Failed(f"'mode' must be send or receive, not {mode!r}", retryable=False)
         return await self._send(config, ctx)
@@ -123,7 +123,7 @@ class WebhookProcessor(Processor):
             }
         )
 
-    def _wait_for_callback(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
+    async def _wait_for_callback(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
         try:
             keys = secret_list(config.get("secret"))
             for key in keys:
@@ -146,12 +146,14 @@ class WebhookProcessor(Processor):
             + (" (signed: Standard Webhooks)" if keys else "")
             + (f", for at most {shown_timeout}" if shown_timeout else "")
         )
-        return Waiting(
-            "callback",
-            until=until,
-            token=token,
-            data={"callback_url": path, "secrets": keys, "timeout": shown_timeout},
-        )
+        data: dict[str, Any] = {"callback_url": path, "timeout": shown_timeout}
+        seal = getattr(ctx.services.get("secrets"), "seal", None)
+        if keys and seal is not None:
+            # kept with the wait until the callback comes: encrypted, never in clear
+            data["sealed_secrets"] = [await seal(key) for key in keys]
+        else:
+            data["secrets"] = keys
+        return Waiting("callback", until=until, token=token, data=data)
 
     async def _send(self, config: Mapping[str, Any], ctx: NodeContext) -> Outcome:
         http = ctx.services.get("http")

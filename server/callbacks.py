@@ -30,7 +30,7 @@ from sqlalchemy import Table, select
 from processors.api import has_nul
 from server.errors import InvalidInput, NotFound
 from server.ratelimit import RateLimiter
-from server.signing import verify
+from server.signing import SignatureError, verify
 from server.store.database import Database
 from server.store.models import WaitRow, utcnow
 from server.store.runs import answer_wait
@@ -85,6 +85,22 @@ class Callbacks:
         #: requests per client address (a public route: SPEC §8 rate limits)
         self.limiter = limiter or RateLimiter(per_minute=600, burst=100)
 
+    async def _keys(self, data: Mapping[str, Any]) -> list[str]:
+        """The wait's signing secrets (sealed by the vault when the node had one)."""
+        sealed = data.get("sealed_secrets") or []
+        if sealed:
+            vault = self.engine.services.get("secrets")
+            unseal = getattr(vault, "unseal", None)
+            if unseal is None:
+                raise SignatureError("this server cannot read the callback's signing secrets")
+            try:
+                return [await unseal(str(item)) for item in sealed]
+            except Exception:  # the server key changed since the node started waiting
+                raise SignatureError(
+                    "the callback's signing secrets cannot be read with the server's key"
+                ) from None
+        return [str(key) for key in data.get("secrets") or []]
+
     async def receive(self, token: str, headers: Mapping[str, str], body: bytes) -> Outcome:
         """Answer the wait of ``token`` with this request.
 
@@ -97,7 +113,7 @@ class Callbacks:
         if wait is None:
             raise NotFound(UNKNOWN)
         now = utcnow()
-        keys = [str(key) for key in (wait.get("data") or {}).get("secrets") or []]
+        keys = await self._keys(wait.get("data") or {})
         if keys:
             message_id: str | None = await _off_loop(len(body), verify, keys, headers, body, now)
         else:

@@ -131,6 +131,19 @@ class SecretsVault:
             self._fernet = Fernet(base64.urlsafe_b64encode(derive(master, PURPOSE)))
         return self._fernet
 
+    # --- sealing values that must be kept for a while (a webhook's signing secrets) ------
+
+    async def seal(self, value: str) -> str:
+        """``value`` encrypted with the server key, to keep in a row that is not a secret
+        (a waiting webhook node's signing secrets): never stored in clear."""
+        fernet = await self._cipher()
+        return fernet.encrypt(value.encode()).decode()
+
+    async def unseal(self, sealed: str) -> str:
+        """The value :meth:`seal` encrypted (raises ``InvalidToken`` if the key changed)."""
+        fernet = await self._cipher()
+        return fernet.decrypt(sealed.encode()).decode()
+
     # --- use -------------------------------------------------------------------------------
 
     async def values(self, names: Collection[str]) -> dict[str, str]:

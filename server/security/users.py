@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +29,7 @@ from server.identity import SEED_ROLES, Actor
 from server.security import passwords
 from server.security.audit import AuditLog
 from server.store.database import Database
-from server.store.models import UserRow, utcnow
+from server.store.models import SessionRow, UserRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +264,10 @@ class UserService:
             if password_hash is not None:
                 changes["password"] = True
                 row.password_hash = password_hash
+            if password_hash is not None or changes.get("disabled") is True:
+                # a new password (or a disabled user) ends every session signed in with
+                # the old one, in the same transaction
+                await session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
             if changes:
                 action = "user.disabled" if changes.get("disabled") is True else "user.updated"
                 if changes.get("disabled") is False:

@@ -322,6 +322,25 @@ async def test_a_disabled_user_loses_their_session(database_url: str, tmp_path: 
         assert await whoami(client, token) == 401
 
 
+async def test_a_new_password_ends_the_sessions_signed_in_with_the_old_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A password reset after a leak must lock the thief's session out at once."""
+    async with signin_app(database_url, tmp_path, users={"carol": "viewer"}) as client:
+        token = await signed_in(client, "carol")
+        assert await whoami(client, token) == 200
+        listed = (await client.get("/api/v1/users", headers=ADMIN)).json()["users"]
+        (carol,) = [user for user in listed if user["username"] == "carol"]
+        changed = await client.patch(
+            f"/api/v1/users/{carol['id']}",
+            json={"password": "a-brand-new-passphrase-42"},
+            headers=ADMIN,
+        )
+        assert changed.status_code == 200, changed.text
+        assert await whoami(client, token) == 401
+        assert await count(database_url, select(func.count()).select_from(SessionRow)) == 0
+
+
 # --- expiry -------------------------------------------------------------------------------
 
 

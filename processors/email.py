@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from processors.base import TEMPLATE_STRING, ConfigCheck, JSONSchema, Processor
@@ -44,7 +45,38 @@ _ADDRESSES: JSONSchema = {
 _HEADER_KEYS = ("subject", "from", "email_to", "cc", "bcc")
 #: Characters of rendered HTML; a template that writes more fails the node.
 MAX_HTML_CHARS = 2_000_000
-_SANDBOX = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+#: The largest string or list a template's ``*`` or ``**`` may make (characters/items).
+MAX_TEMPLATE_VALUE = 1_000_000
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with ``*`` and ``**`` refused when their result would be huge
+    (``{{ 'x' * 10**10 }}`` would exhaust memory before any output limit is reached)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _number(left) and _number(right) and abs(right) > 64:
+            raise SecurityError(f"'**' with an exponent of {right} is not allowed in a template")
+        if operator == "*":
+            for sized, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sized, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(sized) * count > MAX_TEMPLATE_VALUE
+                ):
+                    raise SecurityError(
+                        f"repeating a value {count} times in a template would make more "
+                        f"than {MAX_TEMPLATE_VALUE:,} items"
+                    )
+        return super().call_binop(context, operator, left, right)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_SANDBOX = _BoundedSandbox(autoescape=True, undefined=StrictUndefined)
 
 
 class EmailProcessor(Processor):

@@ -263,6 +263,9 @@ async def test_a_missing_name_in_the_html_template_fails_before_sending(
         ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
         ("{{ [].append(1) }}", "unsafe"),
         ("{{ 'a' + 1 }}", "TypeError"),
+        ("{{ 'x' * 10**10 }}", "would make more than 1,000,000 items"),  # not a full memory
+        ("{{ [0] * 10**8 }}", "would make more than 1,000,000 items"),
+        ("{{ 9 ** 999999 }}", "exponent of 999999"),
     ],
 )
 async def test_template_errors_fail_the_node_once_and_send_nothing(

@@ -7,6 +7,7 @@ server never serves on a schema older than its code.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +38,7 @@ from server.api.errors import EXCEPTION_HANDLERS
 from server.api.executions import ExecutionController, WorkflowExecutionController
 from server.api.health import HealthController, MetricsController
 from server.api.hooks import HookController
+from server.api.idempotency import BODY_KEY_STATE
 from server.api.node_types import NodeTypeController
 from server.api.openapi import openapi_config, register_definition_schema
 from server.api.secrets import SecretController
@@ -140,6 +142,11 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
     authenticator = Authenticator.from_settings(settings.auth, api_keys)
     sign_in = SignIn.from_settings(database, settings, users, audit)
     authenticator.add_source(sign_in.sessions.actor_for_request)
+
+    @functools.cache
+    def idempotency_body_key() -> bytes:
+        return derive(load_master_key(settings.server.data_dir), "idempotency-body")
+
     login_csrf = LoginCsrf(lambda: derive(load_master_key(settings.server.data_dir), "login-csrf"))
     standins = DemoStandins(settings) if settings.demo.enabled else None
     started_at = time.monotonic()
@@ -241,6 +248,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         lifespan=[lifespan],
         state=State(
             {
+                BODY_KEY_STATE: idempotency_body_key,
                 "database": database,
                 "registry": registry,
                 "engine": engine,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import Any, ClassVar
 
 from processors.base import GRAPH_REF, ConfigCheck, JSONSchema, Processor, require_one_of
@@ -32,8 +31,8 @@ from processors.runtime import (
     Failed,
     NodeContext,
     Outcome,
-    Waiting,
     WaitResolution,
+    wait_for_children,
 )
 from server.config import LimitsSettings
 from server.errors import ExpressionError
@@ -44,10 +43,6 @@ DEFAULT_MAX_ITERATIONS = 1000
 #: The server's limits when the node runs without ``services["limits"]`` (the defaults).
 DEFAULT_LIMITS = LimitsSettings()
 LIMIT_SETTING = "limits.max_loop_iterations"
-#: Looking again this long after the last look even if no child was reported ended
-#: (a safety net for a wake-up lost between processes; doubles up to an hour).
-RECHECK = timedelta(seconds=5)
-RECHECK_MAX = timedelta(hours=1)
 
 
 def is_single_reference(text: str) -> bool:
@@ -192,7 +187,7 @@ class LoopProcessor(Processor):
                     "failed": len(failed),
                 }
             )
-        return _wait(ctx, fingerprint, state, poked=poked)
+        return wait_for_children(ctx, state, poked=poked, items=fingerprint)
 
 
 async def _while_done(
@@ -292,18 +287,3 @@ def _collected(child: ChildState, collect: object) -> Any:
 def _message(child: ChildState) -> str:
     error = child.error or {}
     return str(error.get("message") or child.status)
-
-
-def _wait(
-    ctx: NodeContext, fingerprint: str | None, state: Mapping[str, Any] | None, *, poked: bool
-) -> Waiting:
-    """Wait for the children; look again anyway after a while that doubles while nothing
-    is reported (a child's end always wakes the node at once; this is a safety net)."""
-    recheck = RECHECK.total_seconds()
-    if state is not None and not poked:
-        recheck = min(float(state.get("recheck") or recheck) * 2, RECHECK_MAX.total_seconds())
-    return Waiting(
-        "children",
-        until=ctx.now() + timedelta(seconds=recheck),
-        data={"items": fingerprint, "recheck": recheck},
-    )

@@ -35,6 +35,7 @@ from processors.runtime import (
     Outcome,
     Waiting,
     WaitResolution,
+    wait_for_children,
 )
 from server.durations import parse_duration
 from server.expressions import render
@@ -229,23 +230,15 @@ def _output(
     }
 
 
-RECHECK = timedelta(seconds=5)
-RECHECK_MAX = timedelta(hours=1)
-
-
 def _wait(
     config: Mapping[str, Any], ctx: NodeContext, state: Mapping[str, Any] | None, *, poked: bool
 ) -> Waiting:
-    """Wait for the branches (a branch's end wakes the node at once; the recheck is a
-    safety net), until the ``timeout`` if there is one."""
+    """Wait for the branches, until the ``timeout`` if there is one."""
     now = ctx.now()
-    recheck = RECHECK.total_seconds()
-    if state is not None and not poked:
-        recheck = min(float(state.get("recheck") or recheck) * 2, RECHECK_MAX.total_seconds())
     deadline = (state or {}).get("deadline")
     if deadline is None and config.get("timeout") is not None:
         deadline = now.timestamp() + parse_duration(config["timeout"])
-    until = now + timedelta(seconds=recheck)
+    until = None
     if deadline is not None:
-        until = min(until, now + timedelta(seconds=max(float(deadline) - now.timestamp(), 0)))
-    return Waiting("children", until=until, data={"recheck": recheck, "deadline": deadline})
+        until = now + timedelta(seconds=max(float(deadline) - now.timestamp(), 0))
+    return wait_for_children(ctx, state, poked=poked, until=until, deadline=deadline)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 WaitKind = Literal["timer", "human_task", "callback", "children"]
@@ -118,3 +118,33 @@ class ChildState:
     @property
     def finished(self) -> bool:
         return self.status in ("completed", "failed", "cancelled")
+
+
+#: A node waiting for its child executions looks at them again after this many seconds
+#: even when no child's end was reported — a safety net for a wake-up lost between
+#: server processes — doubling while nothing is reported, up to an hour.
+CHILDREN_RECHECK_SECONDS = 5.0
+CHILDREN_RECHECK_MAX_SECONDS = 3600.0
+
+
+def wait_for_children(
+    ctx: NodeContext,
+    state: Mapping[str, Any] | None,
+    *,
+    poked: bool,
+    until: datetime | None = None,
+    **data: Any,
+) -> Waiting:
+    """Wait for this node's child executions (a child's end wakes the node at once).
+
+    ``state`` is the previous wait's data (``None`` on the first wait) and ``poked``
+    whether a child's end woke the node; ``until`` caps the wait (a timeout); ``data``
+    is kept with the wait, next to the recheck interval.
+    """
+    recheck = CHILDREN_RECHECK_SECONDS
+    if state is not None and not poked:
+        recheck = min(float(state.get("recheck") or recheck) * 2, CHILDREN_RECHECK_MAX_SECONDS)
+    due = ctx.now() + timedelta(seconds=recheck)
+    if until is not None:
+        due = min(due, until)
+    return Waiting("children", until=due, data={**data, "recheck": recheck})

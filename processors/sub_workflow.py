@@ -11,16 +11,19 @@ cancels the child.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any, ClassVar
 
 from processors.base import ConfigCheck, JSONSchema, Processor, rel
-from processors.runtime import Completed, Failed, NodeContext, Outcome, Waiting, WaitResolution
+from processors.runtime import (
+    Completed,
+    Failed,
+    NodeContext,
+    Outcome,
+    WaitResolution,
+    wait_for_children,
+)
 from server.errors import ExpressionError
 from server.expressions import parse_path, render, resolve_path
-
-RECHECK = timedelta(seconds=5)
-RECHECK_MAX = timedelta(hours=1)
 
 
 class SubWorkflowProcessor(Processor):
@@ -90,15 +93,8 @@ class SubWorkflowProcessor(Processor):
     ) -> Outcome:
         states = await ctx.services["children"].states(ctx)
         if not states or not states[0].finished:
-            recheck = RECHECK.total_seconds()
-            if state is not None and not poked:
-                recheck = min(
-                    float(state.get("recheck") or recheck) * 2, RECHECK_MAX.total_seconds()
-                )
-            return Waiting(
-                "children",
-                until=ctx.now() + timedelta(seconds=recheck),
-                data={"recheck": recheck, "execution_id": states[0].id if states else None},
+            return wait_for_children(
+                ctx, state, poked=poked, execution_id=states[0].id if states else None
             )
         child = states[0]
         if child.status != "completed":

@@ -17,7 +17,7 @@ VENV := .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint fmt
+.PHONY: venv demo test lint fmt browser
 
 venv: $(VENV)/.installed
 
@@ -40,7 +40,7 @@ demo: venv
 # and stop and delete it when pytest ends, whatever the outcome. The cluster lives under
 # /tmp, not in the checkout: the postgres user must be able to reach it, and a clone under
 # /root is closed to other users. pytest's exit code is the target's.
-test: venv
+test: venv browser
 	@if [ -n "$${FLOWYARD_TEST_POSTGRES_URL:-}" ]; then \
 	    echo "make test: PostgreSQL from FLOWYARD_TEST_POSTGRES_URL"; \
 	    exec $(VENV)/bin/pytest $(PYTEST_ARGS) tests; \
@@ -57,6 +57,13 @@ test: venv
 	    exit $$rc; \
 	fi; \
 	$(VENV)/bin/pytest $(PYTEST_ARGS) tests
+
+# The dashboard's browser tests drive Debian's Chromium (tests/browser). Installed when
+# missing and we can (root); otherwise those tests skip locally (and fail under CI=true).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$${FLOWYARD_CHROMIUM:-}" ] \
+	    || scripts/apt-install.sh chromium \
+	    || echo "make test: Chromium is not available; the browser tests will skip (fail under CI=true)"
 
 lint: venv
 	$(VENV)/bin/ruff check .

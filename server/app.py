@@ -76,8 +76,10 @@ from server.store.database import Database
 from server.store.migrate import upgrade
 from server.tasks.service import HumanTasks
 from server.triggers.service import Triggers
-from ui.login import SIGN_IN_HANDLERS, register_template_functions
-from ui.views import root
+from ui import templating
+from ui.errors import page_exception_handlers
+from ui.login import SIGN_IN_HANDLERS
+from ui.pages import HANDLERS as PAGE_HANDLERS
 
 log = logging.getLogger("flowyard")
 
@@ -198,7 +200,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         ApiKeyController,
         AuditController,
         SecretController,
-        root,
+        *PAGE_HANDLERS,
         *SIGN_IN_HANDLERS,
         create_static_files_router(
             path="/static",
@@ -232,7 +234,8 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
             "started_at": const(started_at),
             "demo": const(standins),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        # JSON errors everywhere; dashboard pages show them as a page (ui.errors).
+        exception_handlers=page_exception_handlers(EXCEPTION_HANDLERS),
         # Every route declares its permission (opt=permission(...)); one guard applies it.
         guards=[authorize],
         middleware=[RouteAuditMiddleware(audit)],
@@ -240,7 +243,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         template_config=TemplateConfig(
             directory=UI_DIR / "templates",
             engine=JinjaTemplateEngine,
-            engine_callback=register_template_functions,
+            engine_callback=templating.register,
         ),
         before_send=[security_headers],
         cors_config=cors_config(settings.auth.cors_origins),

@@ -24,7 +24,6 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 
 from server.config import Settings
@@ -167,21 +166,6 @@ async def logout(
 
 
 SIGN_IN_HANDLERS = [login_page, login, logout]
-
-
-def register_template_functions(engine: JinjaTemplateEngine) -> None:
-    """Template functions of the dashboard's pages.
-
-    ``signed_in()`` is the request's session (``None`` when the request was not
-    authenticated with one): ``base.html`` shows who is signed in and puts the session's
-    CSRF token in the sign-out form and in ``hx-headers``.
-    """
-    engine.register_template_callable("signed_in", _signed_in)
-
-
-def _signed_in(context: Mapping[str, Any]) -> Any:
-    request = context.get("request")
-    return request_session(request) if isinstance(request, Request) else None
 
 
 def _page(

@@ -36,8 +36,8 @@ class HealthController(Controller):
         triggers: NamedDependency[Triggers],
     ) -> Response[Health]:
         checks = {
-            "database": await _check_database(database),
-            "scheduler": _check_scheduler(triggers),
+            "database": await check_database(database),
+            "scheduler": check_scheduler(triggers),
         }
         healthy = all(check.status == "ok" for check in checks.values())
         body = Health(
@@ -49,7 +49,7 @@ class HealthController(Controller):
         return Response(body, status_code=200 if healthy else 503)
 
 
-async def _check_database(database: Database) -> HealthCheck:
+async def check_database(database: Database) -> HealthCheck:
     began = time.perf_counter()
     try:
         await database.check()
@@ -58,7 +58,7 @@ async def _check_database(database: Database) -> HealthCheck:
     return HealthCheck(status="ok", latency_ms=round((time.perf_counter() - began) * 1000, 2))
 
 
-def _check_scheduler(triggers: Triggers) -> HealthCheck:
+def check_scheduler(triggers: Triggers) -> HealthCheck:
     """Cron triggers can fire: the scheduler runs and follows the registry."""
     problem = triggers.problem()
     return HealthCheck(status="ok") if problem is None else HealthCheck("failed", message=problem)

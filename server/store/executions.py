@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.store.models import (
@@ -146,6 +147,19 @@ async def recent_durations(session: AsyncSession, limit: int = 1000) -> list[flo
         .limit(limit)
     )
     return [(done - began).total_seconds() for began, done in rows if began and done]
+
+
+async def started_per_minute(session: AsyncSession, now: datetime, minutes: int) -> list[int]:
+    """How many executions started in each of the last ``minutes`` minutes (oldest
+    first; the last bucket is the minute up to ``now``), in one indexed range scan."""
+    edges = [now - timedelta(minutes=minutes - i) for i in range(minutes + 1)]
+    column = ExecutionRow.started_at
+    buckets = [
+        func.coalesce(func.sum(case((and_(column >= lo, column < hi), 1), else_=0)), 0)
+        for lo, hi in itertools.pairwise(edges)
+    ]
+    row = (await session.execute(select(*buckets).where(column >= edges[0], column < now))).one()
+    return [int(count) for count in row]
 
 
 async def node_runs_by_status(session: AsyncSession) -> dict[str, int]:

@@ -24,6 +24,7 @@ from litestar.template import TemplateConfig
 
 from demo.api import DemoApiController
 from demo.loader import DEFINITIONS_DIR, load_definitions
+from demo.mailbox_page import HANDLERS as MAILBOX_PAGE_HANDLERS
 from demo.routes import DemoController
 from demo.standins import DemoStandins
 from demo.users import announce as announce_demo_users
@@ -42,7 +43,7 @@ from server.api.idempotency import BODY_KEY_STATE
 from server.api.node_types import NodeTypeController
 from server.api.openapi import openapi_config, register_definition_schema
 from server.api.secrets import SecretController
-from server.api.tasks import TaskController, TaskLinkController
+from server.api.tasks import TaskController
 from server.api.triggers import TriggerController
 from server.api.users import UserController
 from server.api.workflows import WorkflowController
@@ -195,7 +196,6 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         HookController,
         TriggerController,
         TaskController,
-        TaskLinkController,
         UserController,
         ApiKeyController,
         AuditController,
@@ -210,7 +210,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
         ),
     ]
     if settings.demo.enabled:
-        handlers.extend([DemoController, DemoApiController])
+        handlers.extend([DemoController, DemoApiController, *MAILBOX_PAGE_HANDLERS])
 
     app = Litestar(
         route_handlers=handlers,
@@ -260,6 +260,7 @@ def create_app(settings: Settings, *, definitions_dir: Path = DEFINITIONS_DIR) -
                 "api_keys": api_keys,
                 "audit": audit,
                 AUTHENTICATOR: authenticator,
+                templating.DEMO_MODE_STATE: settings.demo.enabled,
             }
         ),
         logging_config=None,

@@ -82,6 +82,12 @@ async def current_actor(request: Request[Any, Any, Any]) -> Actor:
     return await source.actor(request)
 
 
+def acting_name(actor: Actor) -> str | None:
+    """The name recorded as the one who acted (started, controlled, restarted): an
+    authenticated caller's; ``None`` in development mode, where names are only claimed."""
+    return actor.name if actor.authenticated and actor.via != "claimed" else None
+
+
 def claimed_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
     """Development mode only: the identity the request's headers claim (unchecked)."""
     name = connection.headers.get(USER_HEADER, "").strip() or ANONYMOUS

@@ -35,9 +35,11 @@ NOTICES = {
     "resumed": "The execution resumed.",
     "retried": "The failed nodes are being retried.",
     "rerun": "The node is running again.",
+    "skipped": "The node was skipped with the given output; the execution carries on.",
     "restarted": "A new execution was started from the beginning.",
     "decided": "Your decision was recorded.",
     "claimed": "The task is yours now.",
+    "reassigned": "The task was reassigned.",
     "user-created": "The user was created.",
     "user-updated": "The user was updated.",
     "key-revoked": "The API key was revoked.",
@@ -146,6 +148,15 @@ def _signed_in(context: Mapping[str, Any]) -> Any:
     return request_session(request) if isinstance(request, Request) else None
 
 
+#: ``app.state`` key: true when the server runs in demo mode (the nav shows the Mailbox).
+DEMO_MODE_STATE = "demo_mode"
+
+
+def _demo_mode(context: Mapping[str, Any]) -> bool:
+    request = context.get("request")
+    return isinstance(request, Request) and bool(request.app.state.get(DEMO_MODE_STATE))
+
+
 def _current_path(context: Mapping[str, Any]) -> str:
     request = context.get("request")
     return request.url.path if isinstance(request, Request) else ""
@@ -160,6 +171,7 @@ def register(engine: JinjaTemplateEngine) -> None:
     """
     engine.register_template_callable("signed_in", _signed_in)
     engine.register_template_callable("current_path", _current_path)
+    engine.register_template_callable("demo_mode", _demo_mode)
     filters = engine.engine.filters
     filters["when"] = when
     filters["iso"] = iso

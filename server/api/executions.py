@@ -25,7 +25,7 @@ from server.engine.service import (
 )
 from server.engine.views import event_json, execution_json, summary_json
 from server.errors import InvalidInput, NotFound, Problem
-from server.identity import Actor
+from server.identity import Actor, acting_name
 from server.security.permissions import permission
 from server.store import executions as store
 from server.store.database import Database
@@ -99,11 +99,13 @@ class WorkflowExecutionController(Controller):
             )
         if header_key and not options.idempotency_key:
             options = type(options)(**{**options.__dict__, "idempotency_key": header_key})
-        if _who(actor):
+        if acting_name(actor):
             # Who really started it: the four-eyes rule of human tasks relies on this, so
             # an authenticated caller cannot name someone else in ``triggered_by``.
             options = type(options)(**{**options.__dict__, "triggered_by": actor.name})
-        execution_id, created = await executions.start(workflow_id, options, actor=_who(actor))
+        execution_id, created = await executions.start(
+            workflow_id, options, actor=acting_name(actor)
+        )
         document = await execution_json(database, execution_id)
         return Response(document, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
@@ -304,16 +306,12 @@ class ExecutionController(Controller):
             )
 
         async def produce() -> Response[Any]:
-            new_id = await executions.restart(execution_id, version=version, actor=_who(actor))
+            new_id = await executions.restart(
+                execution_id, version=version, actor=acting_name(actor)
+            )
             return Response(await execution_json(database, new_id), status_code=HTTP_201_CREATED)
 
         return await idempotent(request, database, produce)
-
-
-def _who(actor: Actor) -> str | None:
-    """The name recorded as the one who acted: an authenticated caller's; ``None`` in
-    development mode, where names are only claimed."""
-    return actor.name if actor.authenticated and actor.via != "claimed" else None
 
 
 def _node_problems(node_id: object) -> list[Problem]:
@@ -332,7 +330,7 @@ async def _control(
     **options: Any,
 ) -> Response[Any]:
     async def produce() -> Response[Any]:
-        await executions.control(execution_id, action, actor=_who(actor), **options)
+        await executions.control(execution_id, action, actor=acting_name(actor), **options)
         return Response(await execution_json(database, execution_id), status_code=HTTP_200_OK)
 
     return await idempotent(request, database, produce)

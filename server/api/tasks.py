@@ -1,7 +1,7 @@
 """REST routes for the approvals inbox (SPEC §6): list, read, complete, claim, reassign.
 
-Plus ``GET /tasks/{id}?exp=&sig=``, where the signed links of e-mail notices lead: it
-shows the task (JSON until the dashboard's page exists) and never decides anything.
+``GET /tasks/{id}?exp=&sig=``, where the signed links of e-mail notices lead, is the
+dashboard's task page (``ui.pages.approvals``); it never decides anything.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class TaskController(Controller):
         actor: NamedDependency[Actor],
     ) -> Response[Any]:
         body = await read_json_object(request)
-        decision = _decision(body)
+        decision = parse_decision(body)
 
         async def produce() -> Response[Any]:
             return Response(await tasks.complete(task_id, decision, actor), status_code=HTTP_200_OK)
@@ -183,34 +183,9 @@ class TaskController(Controller):
         return await idempotent(request, database, produce)
 
 
-class TaskLinkController(Controller):
-    """Where the signed links of task notices lead (read only)."""
-
-    path = "/tasks"
-    tags = ["tasks"]
-
-    @get(
-        "/{task_id:str}",
-        opt=permission("read"),
-        summary="Open a task from a signed notice link",
-        description="Shows the task; never decides it (deciding is a POST by a permitted "
-        "person). 403 when the signature is wrong or expired.",
-        responses={403: ERRORS[403], 404: ERRORS[404]},
-    )
-    async def open_link(
-        self,
-        task_id: TaskId,
-        tasks: NamedDependency[HumanTasks],
-        exp: Annotated[int, QueryParameter(ge=0, description="expiry (unix time)")],
-        sig: Annotated[str, QueryParameter(max_length=200, description="the link's signature")],
-        outcome: Annotated[
-            str | None, QueryParameter(max_length=200, description="outcome to preselect")
-        ] = None,
-    ) -> dict[str, Any]:
-        return await tasks.open_link(task_id, exp, sig, outcome)
-
-
-def _decision(body: dict[str, Any]) -> Decision:
+def parse_decision(body: dict[str, Any]) -> Decision:
+    """The decision of a completion request (the API's JSON body, or the dashboard's
+    form): 422 listing every problem of its shape."""
     problems = []
     outcome = body.get("outcome")
     if not isinstance(outcome, str) or not outcome:

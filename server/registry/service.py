@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +70,9 @@ class Page:
     total: int
     limit: int
     offset: int
+    #: When each listed workflow last changed (by id): for the dashboard's list, which
+    #: shows it; not part of the documents.
+    updated_at: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +289,8 @@ class WorkflowRegistry:
         items = [
             newest[row.pk].document | {"status": row.status} for row in rows if row.pk in newest
         ]
-        return Page(items, total, query.limit, query.offset)
+        updated = {row.workflow_id: row.updated_at for row in rows}
+        return Page(items, total, query.limit, query.offset, updated)
 
     async def diff(self, workflow_id: str, old: str, new: str) -> dict[str, Any]:
         async with self._database.session() as session:

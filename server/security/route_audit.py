@@ -3,8 +3,9 @@
 Control actions on executions and task decisions are declared like
 ``opt=permission("execute", audit="execution.cancel")``; this middleware writes one
 audit row — the caller, the action, the object id from the path, the status — when
-such a route answers 2xx. The row is written *before* the response starts, so a client
-that reads ``/api/v1/audit`` right after its call finds it.
+such a route answers 2xx (or, for a dashboard form, its 303: :func:`succeeded`). The
+row is written *before* the response starts, so a client that reads ``/api/v1/audit``
+right after its call finds it.
 """
 
 from __future__ import annotations
@@ -17,14 +18,28 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.identity import AUTHENTICATOR
+from server.identity import AUTHENTICATOR, Actor
 from server.security.audit import AuditLog
+from server.security.authn import STATE_KEY as ACTOR_STATE_KEY
 from server.security.permissions import OPT_AUDIT
 
 log = logging.getLogger(__name__)
 
 #: Path parameters that name the object a route acts on, most specific first.
 TARGET_PARAMS = ("task_id", "execution_id", "workflow_id", "key_id", "user_id", "name")
+
+
+def succeeded(scope: Scope, status: int) -> bool:
+    """Whether the answer says the action was done.
+
+    2xx, and 303 from the dashboard's forms (post/redirect/get) — but not the 303 that
+    sends a browser without a valid session to the sign-in page: that request never
+    reached its handler, so no authenticated caller was resolved for it.
+    """
+    if 200 <= status < 300:
+        return True
+    caller = (scope.get("state") or {}).get(ACTOR_STATE_KEY)
+    return status == 303 and isinstance(caller, Actor) and caller.authenticated
 
 
 class RouteAuditMiddleware(ASGIMiddleware):
@@ -43,7 +58,7 @@ class RouteAuditMiddleware(ASGIMiddleware):
             return
 
         async def send_after_audit(message: Message) -> None:
-            if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
+            if message["type"] == "http.response.start" and succeeded(scope, message["status"]):
                 await self._record(scope, str(action), message["status"])
             await send(message)
 

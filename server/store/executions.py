@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 
 from server.store.models import (
     ExecutionEventRow,
@@ -58,6 +59,46 @@ async def search(
     order = column.asc() if query.sort_order == "asc" else column.desc()
     rows = await session.execute(
         statement.order_by(order, ExecutionRow.id).limit(query.limit).offset(query.offset)
+    )
+    return rows.scalars().all(), int(total)
+
+
+#: The columns a list row shows (``summary_json``): the big JSON ones stay in the database.
+SUMMARY_COLUMNS = (
+    ExecutionRow.workflow_id,
+    ExecutionRow.workflow_version,
+    ExecutionRow.status,
+    ExecutionRow.priority,
+    ExecutionRow.owner,
+    ExecutionRow.triggered_by,
+    ExecutionRow.parent_execution_id,
+    ExecutionRow.restarted_from,
+    ExecutionRow.current_node,
+    ExecutionRow.error,
+    ExecutionRow.created_at,
+    ExecutionRow.started_at,
+    ExecutionRow.completed_at,
+    ExecutionRow.updated_at,
+)
+
+
+async def search_summaries(
+    session: AsyncSession, query: ExecutionFilter
+) -> tuple[Sequence[ExecutionRow], int]:
+    """Like :func:`search`, loading only :data:`SUMMARY_COLUMNS` (the dashboard's list:
+    an execution's input, output and variables may be megabytes, and a page shows none
+    of them). Touching another column raises instead of querying once per row."""
+    statement = _filtered(select(ExecutionRow), query)
+    total = (
+        await session.execute(select(func.count()).select_from(statement.subquery()))
+    ).scalar_one()
+    column = SORTABLE[query.sort_by]
+    order = column.asc() if query.sort_order == "asc" else column.desc()
+    rows = await session.execute(
+        statement.options(load_only(*SUMMARY_COLUMNS, raiseload=True))
+        .order_by(order, ExecutionRow.id)
+        .limit(query.limit)
+        .offset(query.offset)
     )
     return rows.scalars().all(), int(total)
 

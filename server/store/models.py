@@ -208,6 +208,9 @@ class ExecutionRow(Base):
         Index("ix_executions_started_at", "started_at"),
         Index("ix_executions_parent_execution_id", "parent_execution_id"),
         Index("ix_executions_not_before", "not_before"),
+        # the dashboard's list: newest first, optionally of one status (migration 0004)
+        Index("ix_executions_created_at", "created_at"),
+        Index("ix_executions_status_created_at", "status", "created_at"),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -171,6 +171,9 @@ class TaskFilter:
     execution_id: str | None = None
     limit: int = 50
     offset: int = 0
+    #: ``"created"``: newest opened first; ``"completed"``: most recently decided first
+    #: (the dashboard's history of decisions).
+    newest: Literal["created", "completed"] = "created"
 
 
 def _has_role(role: str) -> ColumnElement[bool]:
@@ -205,7 +208,8 @@ def _filtered(query: Select[Any], where: TaskFilter) -> Select[Any]:
 
 
 async def search(session: AsyncSession, where: TaskFilter) -> tuple[list[Row], int]:
-    """One page of tasks, newest first, and the number of all matches."""
+    """One page of tasks, newest first (by ``where.newest``), and the number of all
+    matches."""
     total = (
         await session.execute(
             _filtered(
@@ -216,11 +220,13 @@ async def search(session: AsyncSession, where: TaskFilter) -> tuple[list[Row], i
             )
         )
     ).scalar_one()
+    order = (
+        (tasks.c.completed_at.desc().nulls_last(), tasks.c.id)
+        if where.newest == "completed"
+        else (tasks.c.created_at.desc(), tasks.c.id)
+    )
     rows = await session.execute(
-        _filtered(_joined(), where)
-        .order_by(tasks.c.created_at.desc(), tasks.c.id)
-        .limit(where.limit)
-        .offset(where.offset)
+        _filtered(_joined(), where).order_by(*order).limit(where.limit).offset(where.offset)
     )
     return [dict(r) for r in rows.mappings()], int(total)
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ui.pages import overview
+from ui.pages import admin, approvals, audit, executions, overview, workflows
 
-HANDLERS: list[Any] = [*overview.HANDLERS]
+HANDLERS: list[Any] = [
+    *overview.HANDLERS,
+    *approvals.HANDLERS,
+    *audit.HANDLERS,
+    *admin.HANDLERS,
+    *executions.HANDLERS,
+    *workflows.HANDLERS,
+]

@@ -74,6 +74,9 @@ async def test_root_answers_json_or_html(client: Client) -> None:
     page = await client.get("/", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
+    assert "<h1>Overview</h1>" in page.text
+    page = await client.get("/workflows", headers={"Accept": "text/html"})
+    assert page.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "<script>alert(1)" not in page.text
 

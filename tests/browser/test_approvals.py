@@ -1,6 +1,7 @@
 """Approvals in a real browser: a person finds their task in the inbox, opens it, fills
 the form and decides with an outcome button, and the execution moves on; the demo's
-document approval (two human reviews) decided by the manager and then the admin; a
+document approval (two human reviews) started from the Run form and decided by the
+manager and then the admin, all in the dashboard; a
 refused form; a POST without the CSRF token; the task page at phone width.
 
 Workflows are uploaded to the shared demo server with unique ids, and nothing assumes
@@ -10,6 +11,7 @@ how many tasks the server already has.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from typing import Any
@@ -149,11 +151,18 @@ async def test_an_operator_decides_a_task_from_the_inbox(page: Page, dashboard: 
 async def test_the_demo_document_approval_is_decided_by_two_people(
     browser: Browser, page: Page, dashboard: Dashboard
 ) -> None:
+    """The approval demo done entirely in the dashboard: the manager starts it from the
+    workflow page's Run form and does the first review; the admin gives the final
+    approval (not the person who started it: four eyes); the author's mail arrives."""
     document = _unique("DOC")
-    execution_id = _start(dashboard, "approval-workflow", document_id=document)
+    await sign_in(page, dashboard, "manager")  # the default first reviewer
+    await page.goto("/workflows/approval-workflow")
+    await page.get_by_label("document_id").fill(document)
+    await page.get_by_role("button", name="Run workflow").click()
+    await expect(page).to_have_url(re.compile(r"/executions/[^/?]+\?notice=started$"))
+    execution_id = page.url.rsplit("/", 1)[1].split("?")[0]
     await _open_tasks(dashboard, execution_id, "initial-review")
 
-    await sign_in(page, dashboard, "manager")  # the default first reviewer
     await page.goto("/approvals")
     await page.get_by_role("link", name=f"Review document {document}").click()
     await expect(page.locator(".description")).to_contain_text(f"Please review document {document}")

@@ -5,6 +5,11 @@ compared line by line with :mod:`difflib`. Each row has the old line and the new
 (either may be missing); runs of unchanged lines longer than twice the context are
 collapsed into one "n unchanged lines" row, so a one-line change in a 1,000-node
 definition is a short page.
+
+Comparing is quadratic at worst, so :func:`compare` bounds it: documents longer than
+:data:`MAX_TEXT` characters are not compared line by line at all (the page shows the
+registry's structured summary and links to the API's diff), and at most
+:data:`MAX_ROWS` rows are rendered. Callers run it in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ from typing import Any, Literal
 
 #: Unchanged lines kept around each change.
 CONTEXT = 3
+#: The longest pretty-printed document (characters, either side) compared line by line.
+MAX_TEXT = 200_000
+#: The most rows a diff page renders; the rest is counted and left to the API's diff.
+MAX_ROWS = 2_000
 
 Kind = Literal["equal", "changed", "removed", "added", "skipped"]
 
@@ -31,6 +40,34 @@ class DiffRow:
     new_number: int | None = None
     new: str | None = None
     skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What the diff page shows: the rows (at most ``MAX_ROWS``), how many rows were
+    left out, whether the documents were too big to compare, and whether they are equal."""
+
+    rows: list[DiffRow]
+    identical: bool
+    too_big: bool = False
+    rows_left_out: int = 0
+
+
+def compare(
+    before: Any, after: Any, *, max_text: int = MAX_TEXT, max_rows: int = MAX_ROWS
+) -> Comparison:
+    """The bounded side-by-side comparison of two documents (CPU work: run it in a thread)."""
+    old_text, new_text = pretty(before), pretty(after)
+    if old_text == new_text:
+        return Comparison([], identical=True)
+    if max(len(old_text), len(new_text)) > max_text:
+        return Comparison([], identical=False, too_big=True)
+    rows = side_by_side(old_text, new_text)
+    return Comparison(
+        rows[:max_rows],
+        identical=all(row.kind in ("equal", "skipped") for row in rows),
+        rows_left_out=max(0, len(rows) - max_rows),
+    )
 
 
 def pretty(document: Any) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.api.body import parse_json_text
 from server.errors import Problem
 
 #: The prefix of the run form's variable fields (keeps them apart from csrf_token etc.).
@@ -178,15 +179,12 @@ def convert(text: str, kind: str) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    """JSON ``text``; ValueError naming the problem and where it is (line, column)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as problem:
-        raise ValueError(
-            f"not valid JSON: {problem.msg} at line {problem.lineno}, column {problem.colno}"
-        ) from None
-    except RecursionError:
-        raise ValueError("not valid JSON: nested too deeply") from None
+    """JSON ``text``; ValueError naming the problem and where it is (line, column).
+
+    The API's parser (:func:`server.api.body.parse_json_text`): NaN, Infinity, absurd
+    nesting and over-long numbers are refused here exactly as the API refuses them.
+    """
+    return parse_json_text(text)
 
 
 def parse_definition_text(text: str) -> Any:

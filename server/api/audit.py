@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, get
@@ -11,6 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from server.api.schemas import ErrorResponse, Offset
+from server.api.timefilters import utc_filter
 from server.config import Settings
 from server.security.audit import AuditFilter, AuditLog
 from server.security.permissions import permission
@@ -51,16 +52,9 @@ class AuditController(Controller):
             action=action,
             target_type=target_type,
             target=target,
-            at_from=_utc(at_from),
-            at_to=_utc(at_to),
+            at_from=utc_filter(at_from, "from"),
+            at_to=utc_filter(at_to, "to"),
             limit=min(limit, settings.limits.max_page_size),
             offset=offset,
         )
         return await audit.search(where)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """A timestamp without an offset is taken as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)

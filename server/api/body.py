@@ -19,6 +19,31 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def parse_json_text(text: str | bytes) -> Any:
+    """JSON ``text`` decoded the one way every route and form does it; ValueError with a
+    message a person can act on (where it broke, NaN/Infinity, absurd nesting, a number
+    too long, bytes that are not UTF-8) — never a RecursionError or a 500.
+
+    The API's request bodies and the dashboard's JSON fields share this, so a value the
+    API refuses is refused by the forms too.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("not valid JSON: nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as problem:
+        raise ValueError(
+            f"not valid JSON: {problem.msg} at line {problem.lineno}, column {problem.colno}"
+        ) from None
+    except ValueError as problem:
+        message = str(problem)
+        if message.endswith("is not valid JSON"):  # NaN, Infinity, -Infinity
+            raise ValueError(message) from None
+        raise ValueError(f"not valid JSON: {message}") from None
+
+
 async def read_json(request: Request[Any, Any, Any], *, required: bool = True) -> Any:
     """The decoded body; ``None`` when it is empty and not ``required``."""
     body = await request.body()
@@ -33,13 +58,12 @@ async def read_json(request: Request[Any, Any, Any], *, required: bool = True) -
             f"the body must be JSON sent with Content-Type: application/json (got {shown})"
         )
     try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise MalformedJSON("the JSON body is nested too deeply") from None
-    except UnicodeDecodeError:
-        raise MalformedJSON("the body is not UTF-8 text") from None
+        return parse_json_text(body)
     except ValueError as error:
-        raise MalformedJSON(f"the body is not valid JSON: {error}") from None
+        reason = str(error)
+        raise MalformedJSON(
+            f"the body is {reason}" if reason.startswith("not ") else f"the body: {reason}"
+        ) from None
 
 
 async def read_json_object(request: Request[Any, Any, Any]) -> dict[str, Any]:

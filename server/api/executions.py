@@ -15,6 +15,7 @@ from server.api.body import read_json, read_json_object
 from server.api.idempotency import idempotency_key, idempotent
 from server.api.openapi import json_body
 from server.api.schemas import MAX_OFFSET, ErrorResponse, Offset
+from server.api.timefilters import utc_filter
 from server.config import Settings
 from server.engine.service import (
     PRIORITIES,
@@ -224,8 +225,8 @@ class ExecutionController(Controller):
             workflow_id=workflow_id,
             owner=owner,
             priority=PRIORITIES[priority] if priority else None,
-            started_from=started_from,
-            started_to=started_to,
+            started_from=utc_filter(started_from, "started_from"),
+            started_to=utc_filter(started_to, "started_to"),
             sort_by=sort_by,
             sort_order=sort_order,
             limit=min(limit, settings.limits.max_page_size),

@@ -48,6 +48,7 @@ from server.engine.ops import Ops
 from server.engine.records import RUN_FINISHED, TERMINAL, Run, Wait
 from server.engine.retry import delay_after, policy_for
 from server.engine.routing import Advance, Routing
+from server.engine.rules import ALLOWED, SKIPPABLE_NODES
 from server.engine.scope import Scope, check_input
 from server.errors import ExpressionError, FlowyardError, InvalidInput, InvalidTransition, Problem
 from server.expressions import find_references, render
@@ -992,7 +993,7 @@ class Runner:
             await self.commit(ops)
         self.dispatch()
 
-    def _require(self, action: str, allowed: set[str]) -> None:
+    def _require(self, action: str, allowed: frozenset[str]) -> None:
         if self.status not in allowed:
             raise InvalidTransition(
                 f"cannot {action} execution {self.id}: it is {self.status}; "
@@ -1000,7 +1001,7 @@ class Runner:
             )
 
     def _control_cancel(self, ops: Ops, actor: str | None) -> None:
-        self._require("cancel", {"pending", "running", "suspended"})
+        self._require("cancel", ALLOWED["cancel"])
         now = utcnow()
         self.status = "cancelled"
         self._stop_work(ops, now, actor=actor)
@@ -1008,13 +1009,13 @@ class Runner:
         ops.event("execution.cancelled", None, {}, actor=actor)
 
     def _control_suspend(self, ops: Ops, actor: str | None) -> None:
-        self._require("suspend", {"pending", "running"})
+        self._require("suspend", ALLOWED["suspend"])
         self.status = "suspended"
         ops.execution(status="suspended")
         ops.event("execution.suspended", None, {}, actor=actor)
 
     def _control_resume(self, ops: Ops, actor: str | None) -> None:
-        self._require("resume", {"suspended"})
+        self._require("resume", ALLOWED["resume"])
         # A delayed start suspended before it began goes back to waiting for its time
         # (the engine begins it then, as any delayed start).
         self.status = "running" if self.row.get("started_at") is not None else "pending"
@@ -1022,7 +1023,7 @@ class Runner:
         ops.event("execution.resumed", None, {}, actor=actor)
 
     def _control_retry(self, ops: Ops, actor: str | None) -> None:
-        self._require("retry", {"failed", "cancelled"})
+        self._require("retry", ALLOWED["retry"])
         retried = self._revive(ops, {"failed", "cancelled"})
         self.status = "running"
         ops.execution(status="running", error=None, completed_at=None)
@@ -1052,7 +1053,7 @@ class Runner:
         node_id: str,
         input_patch: Mapping[str, Any] | None = None,
     ) -> None:
-        self._require("rerun", {"completed", "failed", "cancelled", "suspended"})
+        self._require("rerun", ALLOWED["rerun"])
         if node_id not in self.nodes:
             raise InvalidInput(
                 f"no node {node_id!r} in this workflow",
@@ -1090,7 +1091,7 @@ class Runner:
         self, ops: Ops, actor: str | None, node_id: str, output: Mapping[str, Any]
     ) -> None:
         run = self.runs.get(node_id)
-        if run is None or run.status not in ("failed", "waiting"):
+        if run is None or run.status not in SKIPPABLE_NODES:
             state = run.status if run else "not reached"
             raise InvalidTransition(
                 f"cannot skip node {node_id!r}: it is {state}; "
@@ -1102,7 +1103,7 @@ class Runner:
             self.status = "running"
             self._revive(ops, {"cancelled"})
             ops.execution(status="running", error=None, completed_at=None)
-        self._require("skip", {"running", "suspended"})
+        self._require("skip", ALLOWED["skip"])
         if run.seq is not None:
             self._unresolve(node_id)
         output = self.redactor.value(dict(output)) if self.redactor else output

@@ -6,11 +6,12 @@ results the same way the runner builds it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from server.definitions.cache import ParsedDefinitions
+from server.definitions.cache import ParsedDefinitions, body_document
 from server.definitions.model import Definition
 from server.engine.routing import Routing
 from server.engine.scope import Scope
@@ -41,6 +42,45 @@ async def execution_json(database: Database, execution_id: str) -> dict[str, Any
     body["parent_node"] = row.parent_node_id
     body["child_executions"] = [_child(child) for child in children]
     return body
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionView:
+    """What the dashboard's execution page shows, read in one go: the execution JSON
+    (``child_executions`` holds only the first ``children_limit`` children), how many
+    children there are in all, and the document its graph is drawn from."""
+
+    execution: dict[str, Any]
+    children_total: int
+    document: dict[str, Any]
+
+
+async def execution_view(
+    database: Database, execution_id: str, *, children_limit: int = 50
+) -> ExecutionView:
+    """Like :func:`execution_json`, for a page polled every second: the execution row
+    and its definition are read once, and the children are a short list of summaries
+    (their input, output and variables stay in the database) with their count."""
+    async with database.reader() as session:
+        row = await store.get(session, execution_id)
+        if row is None:
+            raise NotFound(f"no execution with id {execution_id!r}")
+        runs = await store.node_runs(session, execution_id)
+        waits = await store.open_waits(session, execution_id)
+        metadata = row.context_metadata or {}
+        if isinstance(metadata.get("body"), Mapping):
+            document = body_document(metadata["body"], str(metadata.get("body_key")))
+        else:
+            document = await store.definition_document(session, row.definition_pk)
+        reported_skips = await store.skipped_node_ids(session, execution_id)
+        children, children_total = await store.child_summaries(
+            session, execution_id, limit=children_limit
+        )
+    definition = _PARSED.for_execution(row.definition_pk, document, row.context_metadata)
+    body = _execution(row, runs, waits, definition, reported_skips)
+    body["parent_node"] = row.parent_node_id
+    body["child_executions"] = [_child(child) for child in children]
+    return ExecutionView(body, children_total, document)
 
 
 def _child(row: ExecutionRow) -> dict[str, Any]:

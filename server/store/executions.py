@@ -147,6 +147,36 @@ async def children(
     return rows.scalars().all()
 
 
+#: The columns a child execution's row shows (``server.engine.views._child``).
+CHILD_COLUMNS = (
+    ExecutionRow.workflow_id,
+    ExecutionRow.status,
+    ExecutionRow.parent_node_id,
+    ExecutionRow.context_metadata,
+    ExecutionRow.created_at,
+    ExecutionRow.started_at,
+    ExecutionRow.completed_at,
+)
+
+
+async def child_summaries(
+    session: AsyncSession, execution_id: str, *, limit: int
+) -> tuple[Sequence[ExecutionRow], int]:
+    """The first ``limit`` child executions (oldest first), loading only
+    :data:`CHILD_COLUMNS` — a loop may start thousands, each with its own input, output
+    and variables — and how many there are in all."""
+    mine = ExecutionRow.parent_execution_id == execution_id
+    total = await session.scalar(select(func.count()).select_from(ExecutionRow).where(mine))
+    rows = await session.execute(
+        select(ExecutionRow)
+        .where(mine)
+        .options(load_only(*CHILD_COLUMNS, raiseload=True))
+        .order_by(ExecutionRow.created_at, ExecutionRow.id)
+        .limit(limit)
+    )
+    return rows.scalars().all(), int(total or 0)
+
+
 async def open_waits(session: AsyncSession, execution_id: str) -> Sequence[WaitRow]:
     rows = await session.execute(
         select(WaitRow).where(WaitRow.execution_id == execution_id, WaitRow.resolved_at.is_(None))

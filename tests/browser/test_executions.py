@@ -102,6 +102,34 @@ async def test_choosing_a_node_shows_its_details_in_place(page: Page, dashboard:
     await expect(page.locator("details.confirm")).to_have_count(0)
 
 
+async def test_the_raw_json_link_in_the_node_panel_opens_the_json(
+    page: Page, dashboard: Dashboard
+) -> None:
+    """The node panel is swapped in by htmx (boosted links); its raw-JSON link must
+    leave the page for the JSON instead of being swapped into the panel."""
+    workflow_id = _unique("raw")
+    document = {
+        "id": workflow_id,
+        "name": f"Browser test {workflow_id}",
+        "nodes": [_transform("big", "'x' * 9000")],
+        "edges": [],
+    }
+    execution_id = _start(dashboard, document)
+    await sign_in(page, dashboard, "viewer")
+    await _open(page, execution_id)
+    await expect(page.locator(".live-status .status")).to_have_text("completed")
+
+    await page.locator("#execution-timeline").get_by_role("link", name="big").click()
+    panel = page.locator("#node-panel")
+    await expect(panel.get_by_role("heading", name="Node big")).to_be_visible()
+    await panel.get_by_role("link", name="Open the raw JSON").first.click()
+    await expect(page).to_have_url(f"{dashboard.url}/executions/{execution_id}/nodes/big/raw")
+    body = await page.locator("body").inner_text()
+    assert execution_id in body
+    assert "x" * 9000 in body  # the whole output, not the page's 4,000-character preview
+    await page.wait_for_load_state("networkidle")  # the icon request too: no console error
+
+
 async def test_cancelling_through_the_confirmation(page: Page, dashboard: Dashboard) -> None:
     execution_id = _start(dashboard, _timer_workflow(_unique("cancel"), 3600))
     await sign_in(page, dashboard, "operator")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ui.pages import admin, approvals, audit, executions, overview, workflows
+from ui.pages import admin, approvals, assets, audit, executions, overview, workflows
 
 HANDLERS: list[Any] = [
     *overview.HANDLERS,
@@ -18,4 +18,5 @@ HANDLERS: list[Any] = [
     *admin.HANDLERS,
     *executions.HANDLERS,
     *workflows.HANDLERS,
+    *assets.HANDLERS,
 ]

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter
 
 from server.errors import Conflict, FlowyardError, InvalidInput
 from server.identity import SEED_ROLES, Actor
@@ -33,12 +33,11 @@ from server.secrets.vault import NAME_RULE, SecretsVault
 from server.security.apikeys import ApiKeyService
 from server.security.permissions import permission
 from server.security.users import UserService
-from ui.paging import PAGE_SIZE
+from ui.paging import PAGE_SIZE, Offset
 from ui.templating import after_post, page
 
 Id = Annotated[str, PathParameter(max_length=64)]
 SecretName = Annotated[str, PathParameter(max_length=200)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 #: Longest text kept from an input (the services check the real limits).
 INPUT_LIMIT = 70_000
 

@@ -38,7 +38,7 @@ from server.security.permissions import allows, permission
 from server.tasks.service import HumanTasks
 from server.tasks.store import TaskFilter
 from ui import taskform
-from ui.paging import PAGE_SIZE, query_without
+from ui.paging import PAGE_SIZE, Offset, query_without
 from ui.templating import after_post, page
 
 View = Literal["mine", "all", "decided"]
@@ -63,7 +63,7 @@ async def approvals(
     tasks: NamedDependency[HumanTasks],
     actor: NamedDependency[Actor],
     view: Annotated[View, QueryParameter()] = "mine",
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Response[Any]:
     """The inbox: one of the three lists, with the size of each in its tab."""
     listing = await tasks.search(_filter(view, actor, limit=PAGE_SIZE, offset=offset))

@@ -11,16 +11,16 @@ to it (422).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
 
+from server.api.timefilters import OUT_OF_RANGE, parse_time
 from server.security.audit import WIDTHS, AuditFilter, AuditLog
 from server.security.permissions import permission
-from ui.paging import PAGE_SIZE, query_without
+from ui.paging import PAGE_SIZE, Offset, query_without
 from ui.templating import page
 
 #: The filter inputs: query parameter → the longest value the column can hold.
@@ -36,11 +36,9 @@ FILTERS = {
 
 def read_time(text: str) -> datetime | None:
     """A time typed in the filter (``2026-11-21T09:30`` or full ISO-8601), as UTC;
-    ``None`` for an empty input. Raises ``ValueError`` for anything else."""
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    ``None`` for an empty input. Raises ``ValueError`` for anything else, including a
+    time UTC cannot hold (read by ``server.api.timefilters``, as the API reads it)."""
+    return parse_time(text)
 
 
 def read_filters(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -51,8 +49,12 @@ def read_filters(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, s
     for name in ("from", "to"):
         try:
             read_time(typed[name])
-        except ValueError:
-            problems[name] = "not a time: write it as 2026-11-21T09:30 (UTC)"
+        except ValueError as problem:
+            problems[name] = (
+                str(problem)
+                if str(problem) == OUT_OF_RANGE
+                else "not a time: write it as 2026-11-21T09:30 (UTC)"
+            )
     return typed, problems
 
 
@@ -60,7 +62,7 @@ def read_filters(params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, s
 async def audit_page(
     request: Request[Any, Any, Any],
     audit: NamedDependency[AuditLog],
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Response[Any]:
     """The audit log, filtered and paged."""
     typed, problems = read_filters(request.query_params)

@@ -9,7 +9,6 @@ records what was done from the dashboard like what was done through the API.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,9 +21,11 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_200_OK
 
-from server.definitions.cache import body_document
+from server.api.body import parse_json_text
+from server.api.timefilters import parse_time
+from server.engine.rules import ALLOWED, may_skip
 from server.engine.service import PRIORITIES, ExecutionService
-from server.engine.views import execution_json, summary_json
+from server.engine.views import execution_view, summary_json
 from server.errors import InvalidInput, NotFound
 from server.identity import Actor, acting_name
 from server.metrics import EXECUTION_STATUSES
@@ -33,15 +34,16 @@ from server.store import executions as store
 from server.store.database import Database
 from ui import timeline
 from ui.graph import layout
-from ui.paging import PAGE_SIZE, query_without
+from ui.paging import PAGE_SIZE, query_without, read_offset
 from ui.templating import after_post, page
 
-#: Page-wide control actions: (action, permission, the statuses where it makes sense).
+#: Page-wide control actions: (action, permission, the statuses where it makes sense —
+#: the engine's own rules, ``server.engine.rules``).
 ACTIONS: dict[str, tuple[Permission, frozenset[str]]] = {
-    "cancel": ("execute", frozenset({"pending", "running", "suspended"})),
-    "suspend": ("execute", frozenset({"pending", "running"})),
-    "resume": ("execute", frozenset({"suspended"})),
-    "retry": ("execute", frozenset({"failed", "cancelled"})),
+    "cancel": ("execute", ALLOWED["cancel"]),
+    "suspend": ("execute", ALLOWED["suspend"]),
+    "resume": ("execute", ALLOWED["resume"]),
+    "retry": ("execute", ALLOWED["retry"]),
     "restart": ("execute", timeline.TERMINAL),
 }
 #: The notice shown after each action (``ui.templating.NOTICES``).
@@ -54,11 +56,11 @@ DONE = {
     "skip": "skipped",
     "restart": "restarted",
 }
-#: Statuses of an execution where "rerun from a node" is allowed (the engine's rule).
-RERUN_STATUSES = frozenset({"completed", "failed", "cancelled", "suspended"})
-#: Child executions listed before the rest fold away.
+#: Child executions listed on the page (the rest are counted, not loaded).
 CHILDREN_SHOWN = 50
-_DATE_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+#: Seconds between polls of the live part while the execution runs, and while it is
+#: pending or suspended (nothing moves then until a timer or a person acts).
+POLL_RUNNING, POLL_IDLE = 1, 5
 
 
 @dataclass
@@ -85,8 +87,7 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         moments[name] = _moment(values[name])
         if values[name] and moments[name] is None:
             errors[name] = "a date and time like 2026-01-31T09:30 (UTC)"
-    offset_text = params.get("offset") or "0"
-    offset = int(offset_text) if offset_text.isdigit() and len(offset_text) < 12 else 0
+    offset = read_offset(params.get("offset"))
     query = store.ExecutionFilter(
         status=values["status"] if "status" not in errors else None,
         workflow_id=values["workflow_id"] or None,
@@ -169,7 +170,7 @@ async def node_raw(
     execution_id: FromPath[str], node_id: FromPath[str], database: NamedDependency[Database]
 ) -> Response[dict[str, Any]]:
     """Every run of one node as JSON (the whole of what the page shows cut short)."""
-    execution = await execution_json(database, execution_id)
+    execution = (await execution_view(database, execution_id, children_limit=0)).execution
     runs = timeline.runs_of(execution["executed_nodes"], node_id)
     if not runs:
         raise NotFound(f"execution {execution_id} has no run of node {node_id!r}")
@@ -253,9 +254,9 @@ def parse_json_object(text: str) -> tuple[dict[str, Any], str | None]:
     if not text:
         return {}, None
     try:
-        value = json.loads(text)
+        value = parse_json_text(text)  # the API's parser: NaN, deep nesting → a message
     except ValueError as error:
-        return {}, f"not valid JSON: {error}"
+        return {}, str(error)
     if not isinstance(value, dict):
         return {}, 'must be a JSON object, like {"name": "value"}'
     return value, None
@@ -269,8 +270,8 @@ async def _execution_context(
     selected: str | None = None,
 ) -> dict[str, Any]:
     """Everything the execution page and its live part show."""
-    execution = await execution_json(database, execution_id)
-    document = await _definition(database, execution_id)
+    view = await execution_view(database, execution_id, children_limit=CHILDREN_SHOWN)
+    execution, document = view.execution, view.document
     executed = execution["executed_nodes"]
     status = execution["status"]
     node = selected or request.query_params.get("node") or None
@@ -294,29 +295,17 @@ async def _execution_context(
             for name, (needed, allowed) in ACTIONS.items()
             if status in allowed and allows(actor, needed)
         ],
-        "may_rerun": may_write and status in RERUN_STATUSES,
+        "may_rerun": may_write and status in ALLOWED["rerun"],
         "may_skip": may_write
         and node is not None
         and node in current
-        and current[node]["status"] in ("failed", "waiting"),
-        "children_shown": CHILDREN_SHOWN,
+        and may_skip(status, current[node]["status"]),
+        "children_total": view.children_total,
+        "poll_seconds": POLL_RUNNING if status == "running" else POLL_IDLE,
         "raw_url": f"/api/v1/workflows/executions/{execution_id}",
         "now": datetime.now(UTC),
         "form_error": None,
     }
-
-
-async def _definition(database: Database, execution_id: str) -> dict[str, Any]:
-    """The definition the execution runs (for a loop's or parallel's inline body, that
-    body as a workflow of its own), to draw its graph."""
-    async with database.reader() as session:
-        row = await store.get(session, execution_id)
-        if row is None:
-            raise NotFound(f"no execution with id {execution_id!r}")
-        metadata = row.context_metadata or {}
-        if isinstance(metadata.get("body"), Mapping):
-            return body_document(metadata["body"], str(metadata.get("body_key")))
-        return await store.definition_document(session, row.definition_pk)
 
 
 def _node_ids(document: Mapping[str, Any]) -> set[str]:
@@ -324,18 +313,12 @@ def _node_ids(document: Mapping[str, Any]) -> set[str]:
 
 
 def _moment(text: str) -> datetime | None:
-    if not text:
-        return None
-    for form in _DATE_FORMATS:
-        try:
-            return datetime.strptime(text, form).replace(tzinfo=UTC)
-        except ValueError:
-            continue
+    """A typed filter time as UTC (``server.api.timefilters``, as the API reads it);
+    ``None`` when empty or unusable (the caller reports it)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 HANDLERS = [

@@ -66,10 +66,10 @@ async def overview(
     async with database.reader() as session:
         counts = await store.counts_by_status(session)
         per_minute = await store.started_per_minute(session, now, CHART_MINUTES)
-        failed, failed_total = await store.search(
+        failed, failed_total = await store.search_summaries(
             session, store.ExecutionFilter(status="failed", limit=LIST_ROWS)
         )
-        running, running_total = await store.search(
+        running, running_total = await store.search_summaries(
             session, store.ExecutionFilter(status="running", limit=LIST_ROWS)
         )
         waiting = await store.waiting_executions(session)

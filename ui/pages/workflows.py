@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
+from uuid import uuid4
 
+import anyio.to_thread
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
@@ -29,9 +31,9 @@ from server.security.permissions import allows, permission
 from server.store.definitions import SORTABLE, WorkflowFilter
 from server.triggers.service import Triggers
 from ui import forms
-from ui.diffview import pretty, side_by_side
+from ui.diffview import MAX_TEXT, compare
 from ui.graph import layout
-from ui.paging import PAGE_SIZE, query_without
+from ui.paging import PAGE_SIZE, query_without, read_offset
 from ui.templating import after_post, page
 
 WorkflowId = Annotated[str, Parameter(description="Workflow id", max_length=128)]
@@ -161,7 +163,7 @@ async def _list_page(
     if sort_by not in SORTABLE or sort_order not in ("asc", "desc"):
         problems.append("unknown sort order")
         sort, sort_by, sort_order = SORTS[0][0], "updated_at", "desc"
-    offset = _offset(params.get("offset"))
+    offset = read_offset(params.get("offset"))
     query = WorkflowFilter(
         status=chosen["status"] or None,
         category=chosen["category"][:200] or None,
@@ -277,6 +279,9 @@ async def run_workflow(
     if parsed.errors:
         return await refused(RunState(submitted, parsed.errors), 422)
     body: dict[str, Any] = {"input": parsed.input}
+    if submitted.get("idempotency_key"):
+        # The form's one-time key: a double submit lands on the execution the first started.
+        body["idempotency_key"] = submitted["idempotency_key"]
     if submitted.get("priority"):
         body["priority"] = submitted["priority"]
     if version:
@@ -350,7 +355,14 @@ async def _workflow_page(
         triggers=described,
         may_write=allows(actor, "write"),
         may_execute=allows(actor, "execute"),
+        run_key=run_key(),
     )
+
+
+def run_key() -> str:
+    """A fresh idempotency key for one rendering of the run form (``ui-`` keeps it clear
+    of the server's reserved ``cron:``/``hook:`` keys)."""
+    return f"ui-{uuid4().hex}"
 
 
 # -- the version diff -------------------------------------------------------------------------
@@ -368,7 +380,8 @@ async def workflow_diff(
     summary = await registry.diff(workflow_id, old, new)  # NotFound for an unknown version
     before = await registry.get(workflow_id, old)
     after = await registry.get(workflow_id, new)
-    rows = side_by_side(pretty(before), pretty(after))
+    # Line diffs are CPU work: off the event loop, and bounded (ui.diffview.compare).
+    compared = await anyio.to_thread.run_sync(compare, before, after)
     return page(
         request,
         "pages/workflow_diff.html",
@@ -378,19 +391,15 @@ async def workflow_diff(
         new=new,
         version_names=versions,
         summary=summary,
-        rows=rows,
-        identical=all(row.kind in ("equal", "skipped") for row in rows),
+        rows=compared.rows,
+        identical=compared.identical,
+        too_big=compared.too_big,
+        rows_left_out=compared.rows_left_out,
+        max_text=MAX_TEXT,
     )
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _offset(raw: str | None) -> int:
-    try:
-        return max(0, min(int(raw or 0), 1_000_000))
-    except ValueError:
-        return 0
 
 
 def _quote(value: str) -> str:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import event
 
 from tests.integration.engine.conftest import (
     EXECUTIONS,
     TERMINAL,
     chain,
+    edge,
     expr,
     node,
     timer,
@@ -118,6 +123,35 @@ def rows(html: str) -> list[str]:
     return re.findall(r'<a href="/executions/[^"]+"><code>([0-9a-f-]{8})</code></a>', html)
 
 
+@contextmanager
+def statements(ui: SignedIn) -> Iterator[list[str]]:
+    """The SQL the app sends to its database meanwhile (both of its engines)."""
+    database = ui.client.app.state["database"]
+    engines = {id(e): e.sync_engine for e in (database.engine, database.read_engine)}
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    for engine in engines.values():
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in engines.values():
+            event.remove(engine, "before_cursor_execute", record)
+
+
+def rows_read(seen: list[str]) -> list[str]:
+    """The statements reading rows (not counting them)."""
+    return [s for s in seen if not s.lstrip().upper().startswith("SELECT COUNT(")]
+
+
+def execution_reads(seen: list[str]) -> list[str]:
+    """The statements reading one execution row by its id."""
+    return [s for s in seen if re.search(r"FROM executions\s+WHERE executions\.id = ", s)]
+
+
 # --- the list -----------------------------------------------------------------------------
 
 
@@ -198,7 +232,8 @@ async def test_a_big_output_is_cut_short_with_a_link_to_the_raw_json(ui: SignedI
     html = await page(ui, f"/executions/{done['id']}?node=big")
     raw_url = f"/executions/{done['id']}/nodes/big/raw"
     assert "Showing the first 4000 of" in html
-    assert f'<a href="{raw_url}">Open the raw JSON</a>' in html
+    # hx-boost="false": the link leaves the page even inside the boosted node panel.
+    assert f'<a href="{raw_url}" hx-boost="false">Open the raw JSON</a>' in html
     assert "x" * 9000 not in html
     whole = await ui.client.get(raw_url)
     assert whole.json()["runs"][0]["output"]["result"] == "x" * 9000
@@ -234,6 +269,31 @@ async def test_parent_and_child_executions_link_to_each_other(ui: SignedIn) -> N
     assert f'href="/executions/{parent["id"]}" rel="up"' in child_page
     # The child's graph is its inline body.
     assert "double" in child_page
+
+
+async def test_the_page_lists_the_first_children_without_their_data(ui: SignedIn) -> None:
+    api = Api(ui)
+    body = {"nodes": [expr("double", "item * 2")], "edges": []}
+    items = list(range(55))
+    document = workflow([node("each", "loop", {"items": items, "body": body})], id=unique("many"))
+    parent = await api.run(document)
+    assert parent["status"] == "completed"
+    with statements(ui) as seen:
+        html = await page(ui, f"/executions/{parent['id']}")
+    data = html[html.index('id="execution-data"') :]
+    assert data.count('<tr><td><a href="/executions/') == 50
+    assert 'Child executions <span class="note">(55)</span>' in data
+    assert "The first 50 of 55 child executions" in data
+    children = [s for s in rows_read(seen) if "executions.parent_execution_id = " in s]
+    assert children, seen
+    assert not [s for s in children if "executions.output" in s or "executions.input" in s]
+    # The execution row is read once for the page (not again for its definition).
+    assert len(execution_reads(seen)) == 1, execution_reads(seen)
+
+    with statements(ui) as seen:
+        live = await ui.client.get(f"/executions/{parent['id']}/live?seen=running", headers=HTMX)
+    assert live.status_code == 200
+    assert len(execution_reads(seen)) == 1, execution_reads(seen)
 
 
 async def test_an_execution_of_1000_node_runs_renders(ui: SignedIn) -> None:
@@ -283,6 +343,19 @@ async def test_the_live_part_polls_while_running_and_stops_when_ended(ui: Signed
 
     whole = await page(ui, f"/executions/{done['id']}")
     assert "every 1s" not in whole
+
+
+async def test_a_suspended_execution_polls_every_five_seconds(ui: SignedIn) -> None:
+    api = Api(ui)
+    running = await api.waiting(waits_an_hour(unique("idle")))
+    response = await ui.post_form(f"/executions/{running}/suspend")
+    assert response.status_code == 303
+    html = await page(ui, f"/executions/{running}")
+    assert 'hx-trigger="every 5s"' in html
+    assert "every 1s" not in html
+    assert "updates every 5 seconds" in html
+    fragment = await ui.client.get(f"/executions/{running}/live?seen=suspended", headers=HTMX)
+    assert 'hx-trigger="every 5s"' in fragment.text
 
 
 # --- control actions ----------------------------------------------------------------------
@@ -419,3 +492,45 @@ async def test_an_operator_may_cancel_but_not_skip(ui: SignedIn) -> None:
     assert refused.status_code == 403
     cancelled = await ui.post_form(f"/executions/{running}/cancel")
     assert cancelled.status_code == 303
+
+
+async def test_a_completed_execution_offers_no_skip(ui: SignedIn) -> None:
+    api = Api(ui)
+    document = workflow(
+        [
+            expr("boom", "int('not a number')", retry_policy={"max_attempts": 1}),
+            expr("handled", "'recovered'"),
+        ],
+        [edge("boom", "handled", on_error=True)],
+        id=unique("handled"),
+    )
+    done = await api.run(document)
+    assert done["status"] == "completed"
+    boom = [r for r in done["executed_nodes"] if r["node_id"] == "boom"]
+    assert boom[-1]["status"] == "failed"  # a failed node, but the execution ended well
+    html = await page(ui, f"/executions/{done['id']}?node=boom")
+    assert 'id="node-title">Node boom' in html
+    assert f'action="/executions/{done["id"]}/skip"' not in html
+    assert "Skip…" not in html
+    # The engine indeed refuses it.
+    refused = await ui.client.post(
+        f"/executions/{done['id']}/skip",
+        data={"csrf_token": ui.csrf, "node_id": "boom", "output": "{}"},
+        headers=HTML,
+    )
+    assert refused.status_code == 409
+
+
+async def test_the_overview_lists_executions_without_their_data(ui: SignedIn) -> None:
+    api = Api(ui)
+    failed = await api.run(fails(unique("overview")))
+    running = await api.waiting(waits_an_hour(unique("overview")))
+    with statements(ui) as seen:
+        html = await page(ui, "/")
+    assert f'href="/executions/{failed["id"]}"' in html
+    assert f'href="/executions/{running}"' in html
+    listed = [
+        s for s in rows_read(seen) if re.search(r"FROM executions\s+WHERE executions\.status = ", s)
+    ]
+    assert len(listed) >= 2, seen
+    assert not [s for s in listed if "executions.input" in s or "executions.output" in s]

@@ -130,8 +130,11 @@ def test_demo_serves_every_example(tmp_path: Path) -> None:
             "executions": [],
             "total": 0,
         }
-        page = httpx.get(demo.url, headers={**ADMIN_HEADERS, "Accept": "text/html"}, timeout=10)
-        assert "document-approval" in page.text or "Document Approval" in page.text
+        page = httpx.get(
+            f"{demo.url}/workflows", headers={**ADMIN_HEADERS, "Accept": "text/html"}, timeout=10
+        )
+        assert "approval-workflow" in page.text
+        assert "Document Approval Process" in page.text
         info = httpx.get(
             demo.url, headers={**ADMIN_HEADERS, "Accept": "application/json"}, timeout=10
         ).json()

@@ -37,6 +37,13 @@ FIELD_PREFIX = "var."
 JSON_TYPES = frozenset({"object", "array", "any"})
 
 
+def form_text(form: Mapping[str, Any], name: str, limit: int) -> str:
+    """A form field's text, cut at ``limit`` characters; ``""`` when it is missing or a
+    file (the services check the real limits: this only bounds what a page keeps)."""
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class RunField:
     """One input of the run form."""

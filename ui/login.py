@@ -17,7 +17,6 @@ and ``server.security.csrf`` (the sign-in form's token); the page statuses:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from litestar import MediaType, Request, Response, get, post
@@ -31,6 +30,7 @@ from server.ratelimit import TooManyRequests
 from server.security import csrf
 from server.security.permissions import permission
 from server.security.sessions import COOKIE, Lock, SignIn, is_https, remember, request_session
+from ui.forms import form_text
 
 #: ``next`` must be a path on this server: one leading slash (``//host`` is another
 #: site), no backslash, no control characters.
@@ -70,11 +70,13 @@ async def login(
 ) -> Response[Any]:
     """Check the form; on success a new session and a redirect, else the page again."""
     form = await request.form()
-    username = _text(form, "username", 200)
-    password = _text(form, "password", 4096)
-    next_url = local_path(_text(form, "next", 2000))
+    username = form_text(form, "username", 200)
+    password = form_text(form, "password", 4096)
+    next_url = local_path(form_text(form, "next", 2000))
     page: dict[str, Any] = {"username": username, "next_url": next_url}
-    if not login_csrf.verify(request.cookies.get(csrf.LOGIN_COOKIE), _text(form, csrf.FIELD, 200)):
+    if not login_csrf.verify(
+        request.cookies.get(csrf.LOGIN_COOKIE), form_text(form, csrf.FIELD, 200)
+    ):
         message = (
             "This sign-in form has expired or did not come from this server. "
             "Please enter your password again."
@@ -210,11 +212,6 @@ def _page(
         cookies=cookies,
         media_type=MediaType.HTML,
     )
-
-
-def _text(form: Mapping[str, Any], name: str, limit: int) -> str:
-    value = form.get(name)
-    return value[:limit] if isinstance(value, str) else ""
 
 
 def _locked_message(username: str, lock: Lock) -> str:

@@ -20,10 +20,9 @@ what was typed kept — passwords and secret values excepted.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
 from litestar.params import PathParameter
 
@@ -33,6 +32,7 @@ from server.secrets.vault import NAME_RULE, SecretsVault
 from server.security.apikeys import ApiKeyService
 from server.security.permissions import permission
 from server.security.users import UserService
+from ui.forms import form_text
 from ui.paging import PAGE_SIZE, Offset
 from ui.templating import after_post, page
 
@@ -81,11 +81,11 @@ async def create_user(
     actor: NamedDependency[Actor],
 ) -> Response[Any]:
     form = await request.form()
-    typed = {name: _text(form, name) for name in ("username", "role", "email")}
+    typed = {name: form_text(form, name, INPUT_LIMIT) for name in ("username", "role", "email")}
     try:
         await users.create(
             typed["username"].strip(),
-            _text(form, "password"),
+            form_text(form, "password", INPUT_LIMIT),
             typed["role"],
             typed["email"].strip() or None,
             by=actor.name,
@@ -98,78 +98,34 @@ async def create_user(
     return after_post("/admin", "user-created")
 
 
+#: The changes of one user the page offers (the last part of each form's action URL).
+UserChange = Literal["role", "disable", "enable", "password"]
+
+
 @post(
-    "/admin/users/{user_id:str}/role",
+    "/admin/users/{user_id:str}/{change:str}",
     opt=permission("admin"),
     status_code=303,
     include_in_schema=False,
 )
-async def change_role(
+async def change_user(
     request: Request[Any, Any, Any],
     user_id: Id,
+    change: Annotated[UserChange, PathParameter()],
     users: NamedDependency[UserService],
     api_keys: NamedDependency[ApiKeyService],
     vault: NamedDependency[SecretsVault],
     actor: NamedDependency[Actor],
 ) -> Response[Any]:
+    """One change of one user (role, disable, enable, password), through the service."""
     form = await request.form()
-    return await _change(
-        request, user_id, users, api_keys, vault, actor, role=_text(form, "role") or None
-    )
-
-
-@post(
-    "/admin/users/{user_id:str}/disable",
-    opt=permission("admin"),
-    status_code=303,
-    include_in_schema=False,
-)
-async def disable_user(
-    request: Request[Any, Any, Any],
-    user_id: Id,
-    users: NamedDependency[UserService],
-    api_keys: NamedDependency[ApiKeyService],
-    vault: NamedDependency[SecretsVault],
-    actor: NamedDependency[Actor],
-) -> Response[Any]:
-    return await _change(request, user_id, users, api_keys, vault, actor, disabled=True)
-
-
-@post(
-    "/admin/users/{user_id:str}/enable",
-    opt=permission("admin"),
-    status_code=303,
-    include_in_schema=False,
-)
-async def enable_user(
-    request: Request[Any, Any, Any],
-    user_id: Id,
-    users: NamedDependency[UserService],
-    api_keys: NamedDependency[ApiKeyService],
-    vault: NamedDependency[SecretsVault],
-    actor: NamedDependency[Actor],
-) -> Response[Any]:
-    return await _change(request, user_id, users, api_keys, vault, actor, disabled=False)
-
-
-@post(
-    "/admin/users/{user_id:str}/password",
-    opt=permission("admin"),
-    status_code=303,
-    include_in_schema=False,
-)
-async def set_password(
-    request: Request[Any, Any, Any],
-    user_id: Id,
-    users: NamedDependency[UserService],
-    api_keys: NamedDependency[ApiKeyService],
-    vault: NamedDependency[SecretsVault],
-    actor: NamedDependency[Actor],
-) -> Response[Any]:
-    form = await request.form()
-    return await _change(
-        request, user_id, users, api_keys, vault, actor, password=_text(form, "password")
-    )
+    changes: dict[str, dict[str, Any]] = {
+        "role": {"role": form_text(form, "role", INPUT_LIMIT) or None},
+        "disable": {"disabled": True},
+        "enable": {"disabled": False},
+        "password": {"password": form_text(form, "password", INPUT_LIMIT)},
+    }
+    return await _change(request, user_id, users, api_keys, vault, actor, **changes[change])
 
 
 async def _change(
@@ -181,7 +137,6 @@ async def _change(
     actor: Actor,
     **change: Any,
 ) -> Response[Any]:
-    """One change of one user (role, disabled or password), through the service."""
     try:
         await users.update(user_id, **change, by=actor.name, remote_addr=_client(request))
     except (InvalidInput, Conflict) as error:
@@ -201,7 +156,7 @@ async def create_key(
 ) -> Response[Any]:
     """Make a key and show it, this once, on the page this POST answers."""
     form = await request.form()
-    typed = {name: _text(form, name) for name in ("name", "role")}
+    typed = {name: form_text(form, name, INPUT_LIMIT) for name in ("name", "role")}
     try:
         created = await api_keys.create(
             typed["name"].strip(), typed["role"], by=actor.name, remote_addr=_client(request)
@@ -240,9 +195,9 @@ async def put_secret(
 ) -> Response[Any]:
     """Create or replace a secret. Its value is never shown again, even on an error."""
     form = await request.form()
-    name = _text(form, "name").strip()[:200]
+    name = form_text(form, "name", INPUT_LIMIT).strip()[:200]
     try:
-        await vault.put(name, _text(form, "value"), actor.name)
+        await vault.put(name, form_text(form, "value", INPUT_LIMIT), actor.name)
     except InvalidInput as error:
         errors = {"secret": form_errors(error, ("name", "value"), "name")}
         typed = {"secret": {"name": name}}
@@ -293,11 +248,6 @@ async def _page(
     )
 
 
-def _text(form: FormMultiDict, name: str) -> str:
-    value = form.get(name)
-    return value[:INPUT_LIMIT] if isinstance(value, str) else ""
-
-
 def _client(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
@@ -305,10 +255,7 @@ def _client(request: Request[Any, Any, Any]) -> str | None:
 HANDLERS = [
     admin_page,
     create_user,
-    change_role,
-    disable_user,
-    enable_user,
-    set_password,
+    change_user,
     create_key,
     revoke_key,
     put_secret,

@@ -38,6 +38,7 @@ from server.security.permissions import allows, permission
 from server.tasks.service import HumanTasks
 from server.tasks.store import TaskFilter
 from ui import taskform
+from ui.forms import form_text
 from ui.paging import PAGE_SIZE, Offset, query_without
 from ui.templating import after_post, page
 
@@ -126,8 +127,8 @@ async def complete_task(
     task = await tasks.get(task_id, actor)
     inputs = taskform.fields(task["form"])
     data, typed = taskform.parse(inputs, _texts(form))
-    comment = _text(form, "comment")
-    outcome = _text(form, "outcome")
+    comment = form_text(form, "comment", INPUT_LIMIT)
+    outcome = form_text(form, "outcome", INPUT_LIMIT)
     try:
         decision = parse_decision({"outcome": outcome, "data": data, "comment": comment})
         await tasks.complete(task_id, decision, actor)
@@ -192,7 +193,7 @@ async def reassign_task(
 ) -> Response[Any]:
     """Give the task to another user, or offer it to a role (``role:<name>``)."""
     form = await request.form()
-    target = _text(form, "assignee").strip()
+    target = form_text(form, "assignee", INPUT_LIMIT).strip()
     try:
         if not target:
             raise InvalidInput(
@@ -263,13 +264,8 @@ def _task_page(
     )
 
 
-def _text(form: FormMultiDict, name: str) -> str:
-    value = form.get(name)
-    return value[:INPUT_LIMIT] if isinstance(value, str) else ""
-
-
 def _texts(form: FormMultiDict) -> dict[str, str]:
-    return {key: _text(form, key) for key in form}
+    return {key: form_text(form, key, INPUT_LIMIT) for key in form}
 
 
 HANDLERS = [approvals, task_page, complete_task, claim_task, reassign_task]
